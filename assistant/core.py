@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant.settings import Settings
-from assistant.types import Answer, IngestReport, Passage
+from assistant.errors import UserError
+from assistant.index import Index
+from assistant.ingest import UPLOAD_ORIGIN, Ingestor, Job, sanitize_filename
+from assistant.retrieval import Mode, Retriever
+from assistant.settings import Settings, apply_offline_env
+from assistant.types import Answer, Chunk, IngestReport, Passage
 
 ProgressFn = Callable[[int, int, str], None]  # (done, total, what)
 
@@ -42,43 +47,157 @@ History = Sequence[dict[str, str]]  # [{"role": "user"|"assistant", "content": "
 
 
 class Assistant:
-    """Answers questions over the indexed documents; see `make_assistant` to build one."""
+    """Answers questions over the indexed documents; build one with `make_assistant`."""
 
-    def __init__(self, settings: Settings, index: Any, retriever: Any, answerer: Any) -> None:
+    def __init__(self, settings: Settings, index: Index, vectors: Any, embedder: Any, retriever: Retriever,
+                 ingestor: Ingestor, pipeline: Any = None) -> None:
         self.settings = settings
         self.index = index
+        self.vectors = vectors
+        self.embedder = embedder
         self.retriever = retriever
-        self.answerer = answerer
+        self.ingestor = ingestor
+        self._pipeline = pipeline
 
-    def retrieve(self, question: str, top_k: int | None = None, filters: Filters | None = None) -> list[Passage]:
-        raise NotImplementedError
+    # Questions -----------------------------------------------------------------------------------
+    def allowed_docs(self, filters: Filters | None) -> set[str] | None:
+        if filters is None or filters.is_empty():
+            return None
+        return self.index.doc_ids_matching(filters.doc_ids, filters.date_from, filters.date_to)
+
+    def retrieve(self, question: str, top_k: int | None = None, filters: Filters | None = None,
+                 mode: Mode = "hybrid", timings: dict[str, float] | None = None) -> list[Passage]:
+        question = check_question(question, self.settings.max_question_chars)
+        return self.retriever.search(question, top_k or self.settings.top_k, self.allowed_docs(filters), mode,
+                                     timings)
+
+    @property
+    def pipeline(self) -> Any:
+        if self._pipeline is None:
+            from assistant.answering.chain import make_pipeline
+
+            self._pipeline = make_pipeline(self.settings, self.embedder, self._retrieve_for_pipeline)
+        return self._pipeline
+
+    def _retrieve_for_pipeline(self, question: str, top_k: int, filters: Filters | None) -> list[Passage]:
+        return self.retriever.search(question, top_k, self.allowed_docs(filters), "hybrid")
 
     def ask(self, question: str, history: History = (), top_k: int | None = None,
             filters: Filters | None = None) -> Answer:
-        raise NotImplementedError
+        answer: Answer = self.pipeline.ask(question, history=history, top_k=top_k, filters=filters)
+        return answer
 
     def ask_stream(self, question: str, history: History = (), top_k: int | None = None,
                    filters: Filters | None = None) -> Iterator[str | Answer]:
         """Yields text deltas as they are produced, then the final `Answer`."""
-        raise NotImplementedError
+        yield from self.pipeline.ask_stream(question, history=history, top_k=top_k, filters=filters)
 
+    # Documents -----------------------------------------------------------------------------------
     def ingest(self, paths: Sequence[Path] = (), prune: bool = False,
                progress: ProgressFn | None = None) -> IngestReport:
-        raise NotImplementedError
+        return self.ingestor.run(list(paths) or [Path("corpus")], prune=prune, progress=progress)
 
     def add_upload(self, filename: str, data: bytes, progress: ProgressFn | None = None) -> IngestReport:
         """Stores an uploaded file under the documents folder (name sanitised) and ingests it."""
-        raise NotImplementedError
+        from assistant.loaders import supported_suffixes
+        from assistant.types import Failure
+
+        name = sanitize_filename(filename)
+        report = IngestReport()
+        suffix = Path(name).suffix.lower()
+        if suffix not in supported_suffixes():
+            report.failed.append(Failure(filename, f"unsupported file type '{suffix or name}'",
+                                         f"対応していないファイル形式です（{suffix or name}）"))
+            return report
+        if len(data) > self.settings.max_file_bytes:
+            mb = len(data) / 1048576
+            report.failed.append(Failure(
+                filename, f"file is {mb:.1f} MB, over the limit of {self.settings.max_file_mb:g} MB",
+                f"ファイルが{mb:.1f}MBで、上限の{self.settings.max_file_mb:g}MBを超えています"))
+            return report
+        digest = hashlib.sha256(data).hexdigest()
+        for rec in self.index.records(origin=UPLOAD_ORIGIN):
+            if rec.sha256 == digest:
+                report.skipped.append(rec.doc_id)
+                report.warnings.append({"source": filename, "warning": f"duplicate of {rec.doc_id}"})
+                return report
+        folder = self.settings.documents_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        target = (folder / name).resolve()
+        if target.parent != folder.resolve():  # belt and braces: sanitize_filename already strips folders
+            raise UserError("bad_filename", "Bad file name.", "ファイル名が不正です。")
+        tmp = target.with_name(f".{target.name}.part")
+        tmp.write_bytes(data)
+        tmp.replace(target)
+        job = Job(target, f"uploads/{name}", UPLOAD_ORIGIN, f"uploads/{name}")
+        return self.ingestor.run_jobs([job], progress=progress)
 
     def list_documents(self) -> list[DocumentInfo]:
-        raise NotImplementedError
+        return [
+            DocumentInfo(r.doc_id, r.title, r.source, r.origin if r.origin == UPLOAD_ORIGIN else "corpus",
+                         r.chunks, r.date, r.language, r.ingested_at, r.sha256)
+            for r in self.index.records()
+        ]
+
+    def get_document(self, doc_id: str) -> tuple[DocumentInfo, list[Chunk], str] | None:
+        """A document's info, its chunks in order and its display text, for the document viewer."""
+        rec = self.index.get_record(doc_id)
+        if rec is None:
+            return None
+        info = DocumentInfo(rec.doc_id, rec.title, rec.source,
+                            rec.origin if rec.origin == UPLOAD_ORIGIN else "corpus", rec.chunks, rec.date,
+                            rec.language, rec.ingested_at, rec.sha256)
+        return info, self.index.doc_chunks(doc_id), self.index.display_text(doc_id) or ""
 
     def delete_document(self, doc_id: str) -> bool:
-        raise NotImplementedError
+        rec = self.index.get_record(doc_id)
+        if rec is None:
+            return False
+        self.ingestor.delete(doc_id)
+        if rec.origin == UPLOAD_ORIGIN:
+            stored = self.settings.documents_dir / Path(rec.source).name
+            stored.unlink(missing_ok=True)
+        return True
 
     def health(self) -> dict[str, Any]:
-        raise NotImplementedError
+        counts = self.index.counts()
+        return {
+            "status": "ok",
+            "model": getattr(self.embedder, "version", ""),
+            "index": "chroma-server" if self.settings.chroma_url else "chroma-embedded",
+            "documents": counts["documents"],
+            "chunks": counts["chunks"],
+            "vectors": self.vectors.count(),
+            "keyword_chunks": self.index.keyword.count(),
+            "answerer": self.settings.llm,
+        }
+
+
+def check_question(question: str, max_chars: int) -> str:
+    """Strips control characters; rejects empty and over-long questions with a bilingual message."""
+    cleaned = "".join(ch for ch in question if ch in "\n\t" or not (ord(ch) < 32 or 127 <= ord(ch) < 160))
+    cleaned = cleaned.strip()
+    if not cleaned:
+        raise UserError("empty_question", "Please type a question.", "質問を入力してください。")
+    if len(cleaned) > max_chars:
+        raise UserError(
+            "question_too_long",
+            f"The question is {len(cleaned)} characters long; the limit is {max_chars}.",
+            f"質問が長すぎます（{len(cleaned)}文字）。上限は{max_chars}文字です。",
+        )
+    return cleaned
 
 
 def make_assistant(settings: Settings | None = None) -> Assistant:
-    raise NotImplementedError
+    """Builds the embedding model if needed, opens the index and the vector store."""
+    apply_offline_env()
+    settings = settings or Settings()
+    from assistant.embedding import LCEmbeddings, load_embedder
+    from assistant.vectorstore import VectorStore
+
+    embedder = load_embedder(settings)
+    index = Index(settings.index_db)
+    vectors = VectorStore(settings, LCEmbeddings(embedder))
+    retriever = Retriever(index, vectors, embedder, settings.candidates_k)
+    ingestor = Ingestor(settings, index, vectors, embedder.version)
+    return Assistant(settings, index, vectors, embedder, retriever, ingestor)

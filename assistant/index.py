@@ -1,0 +1,260 @@
+"""The SQLite side of the index: ingestion records, the active chunks, and the keyword index.
+
+SQLite is the source of truth for which chunks exist. A document's chunks, its keyword postings and
+its record change in one transaction; Chroma holds vectors by chunk id, and a vector whose chunk is
+not in the `chunks` table is invisible to queries. A journal of vectors written but not yet
+committed lets the next run delete what a killed run left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from assistant.keyword.index import KeywordIndex
+from assistant.types import Chunk
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    doc_id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    title TEXT NOT NULL DEFAULT '',
+    date TEXT NOT NULL DEFAULT '',
+    language TEXT NOT NULL DEFAULT '',
+    publisher TEXT NOT NULL DEFAULT '',
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL DEFAULT 0,
+    versions TEXT NOT NULL,
+    meta TEXT NOT NULL DEFAULT '{}',
+    display_text TEXT NOT NULL DEFAULT '',
+    ingested_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    chunk_id TEXT PRIMARY KEY,
+    doc_id TEXT NOT NULL,
+    ordinal INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    section TEXT NOT NULL DEFAULT '',
+    page INTEGER
+);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, ordinal);
+CREATE TABLE IF NOT EXISTS vector_journal (
+    chunk_id TEXT PRIMARY KEY,
+    doc_id TEXT NOT NULL
+);
+"""
+
+
+@dataclass
+class DocRecord:
+    doc_id: str
+    source: str
+    origin: str
+    title: str
+    date: str
+    language: str
+    publisher: str
+    sha256: str
+    size: int
+    versions: dict[str, str]
+    meta: dict[str, Any]
+    ingested_at: str
+    chunks: int = 0
+
+
+class Index:
+    """Records, chunks and keyword postings in one SQLite file (WAL mode, one writer at a time)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.RLock()
+        self.conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=60)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.executescript(SCHEMA)
+        self.keyword = KeywordIndex(self.conn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT: other processes wait, a crash rolls everything back."""
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    # Records -----------------------------------------------------------------------------------
+    def get_record(self, doc_id: str) -> DocRecord | None:
+        row = self.conn.execute(
+            "SELECT doc_id, source, origin, title, date, language, publisher, sha256, size, versions, meta,"
+            " ingested_at, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id = d.doc_id)"
+            " FROM documents d WHERE doc_id = ?",
+            (doc_id,),
+        ).fetchone()
+        return _record(row) if row else None
+
+    def records(self, origin: str | None = None) -> list[DocRecord]:
+        sql = (
+            "SELECT doc_id, source, origin, title, date, language, publisher, sha256, size, versions, meta,"
+            " ingested_at, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id = d.doc_id) FROM documents d"
+        )
+        args: tuple[str, ...] = ()
+        if origin is not None:
+            sql += " WHERE origin = ?"
+            args = (origin,)
+        return [_record(r) for r in self.conn.execute(sql + " ORDER BY doc_id", args)]
+
+    def display_text(self, doc_id: str) -> str | None:
+        row = self.conn.execute("SELECT display_text FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        return row[0] if row else None
+
+    def chunk_ids(self, doc_id: str) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT chunk_id FROM chunks WHERE doc_id = ?", (doc_id,))]
+
+    # Journal of vectors that may be in Chroma without being committed here ---------------------
+    def journal_add(self, doc_id: str, chunk_ids: Iterable[str]) -> None:
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO vector_journal (chunk_id, doc_id) VALUES (?, ?)",
+                [(cid, doc_id) for cid in chunk_ids],
+            )
+
+    def journal_orphans(self) -> list[str]:
+        """Journalled vector ids that no committed chunk uses (left by a killed run)."""
+        rows = self.conn.execute(
+            "SELECT j.chunk_id FROM vector_journal j LEFT JOIN chunks c ON c.chunk_id = j.chunk_id"
+            " WHERE c.chunk_id IS NULL"
+        )
+        return [r[0] for r in rows]
+
+    def journal_clear(self, chunk_ids: Iterable[str] | None = None) -> None:
+        with self.transaction() as conn:
+            if chunk_ids is None:
+                conn.execute("DELETE FROM vector_journal")
+            else:
+                conn.executemany("DELETE FROM vector_journal WHERE chunk_id = ?", [(c,) for c in chunk_ids])
+
+    # Writes ------------------------------------------------------------------------------------
+    def replace_document(self, record: DocRecord, display_text: str, chunks: Sequence[Chunk],
+                         search_texts: Sequence[str]) -> list[str]:
+        """Swaps a document's record, chunks and keyword postings atomically; returns the old chunk ids."""
+        with self.transaction() as conn:
+            old = [r[0] for r in conn.execute("SELECT chunk_id FROM chunks WHERE doc_id = ?", (record.doc_id,))]
+            self.keyword.delete(old)
+            conn.execute("DELETE FROM chunks WHERE doc_id = ?", (record.doc_id,))
+            conn.executemany(
+                "INSERT OR REPLACE INTO chunks (chunk_id, doc_id, ordinal, text, start, end, section, page)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(c.chunk_id, c.doc_id, c.ordinal, c.text, c.start, c.end, c.section, c.page) for c in chunks],
+            )
+            self.keyword.add((c.chunk_id, c.doc_id, s) for c, s in zip(chunks, search_texts, strict=True))
+            conn.execute(
+                "INSERT OR REPLACE INTO documents (doc_id, source, origin, title, date, language, publisher,"
+                " sha256, size, versions, meta, display_text, ingested_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.doc_id, record.source, record.origin, record.title, record.date, record.language,
+                    record.publisher, record.sha256, record.size, json.dumps(record.versions),
+                    json.dumps(record.meta, ensure_ascii=False), display_text, record.ingested_at,
+                ),
+            )
+        return old
+
+    def delete_document(self, doc_id: str) -> list[str]:
+        """Removes a document; returns its chunk ids (their vectors are deleted by the caller)."""
+        with self.transaction() as conn:
+            old = [r[0] for r in conn.execute("SELECT chunk_id FROM chunks WHERE doc_id = ?", (doc_id,))]
+            self.keyword.delete(old)
+            conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+            conn.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
+            conn.executemany(
+                "INSERT OR REPLACE INTO vector_journal (chunk_id, doc_id) VALUES (?, ?)",
+                [(c, doc_id) for c in old],
+            )
+        return old
+
+    # Reads for retrieval -----------------------------------------------------------------------
+    def load_chunks(self, chunk_ids: Sequence[str]) -> dict[str, Chunk]:
+        """Active chunks by id, with their documents' title, source, date and language."""
+        out: dict[str, Chunk] = {}
+        ids = list(dict.fromkeys(chunk_ids))
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            marks = ",".join("?" * len(part))
+            rows = self.conn.execute(
+                "SELECT c.chunk_id, c.doc_id, c.text, c.start, c.end, d.title, c.section, c.page, d.source,"
+                f" d.date, d.language, c.ordinal FROM chunks c JOIN documents d USING (doc_id)"
+                f" WHERE c.chunk_id IN ({marks})",
+                part,
+            )
+            for r in rows:
+                out[r[0]] = Chunk(*r)
+        return out
+
+    def doc_chunks(self, doc_id: str) -> list[Chunk]:
+        rows = self.conn.execute(
+            "SELECT c.chunk_id, c.doc_id, c.text, c.start, c.end, d.title, c.section, c.page, d.source,"
+            " d.date, d.language, c.ordinal FROM chunks c JOIN documents d USING (doc_id)"
+            " WHERE c.doc_id = ? ORDER BY c.ordinal",
+            (doc_id,),
+        )
+        return [Chunk(*r) for r in rows]
+
+    def doc_ids_matching(self, doc_ids: Collection[str] = (), date_from: str | None = None,
+                         date_to: str | None = None) -> set[str]:
+        """Documents passing the filters; dates compare as ISO prefixes (2025-08 is within 2025-08-01..31)."""
+        sql = "SELECT doc_id, date FROM documents"
+        found = set()
+        wanted = set(doc_ids)
+        for doc_id, date in self.conn.execute(sql):
+            if wanted and doc_id not in wanted:
+                continue
+            if date_from and (not date or date_upper(date) < date_from):
+                continue
+            if date_to and (not date or date > date_to):
+                continue
+            found.add(doc_id)
+        return found
+
+    def counts(self) -> dict[str, int]:
+        docs = self.conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+        chunks = self.conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        return {"documents": int(docs), "chunks": int(chunks)}
+
+
+def date_upper(date: str) -> str:
+    """The last day a partial ISO date covers, as a comparable string ('2025-08' -> '2025-08-31')."""
+    if len(date) == 4:
+        return date + "-12-31"
+    if len(date) == 7:
+        return date + "-31"
+    return date
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _record(row: Sequence[Any]) -> DocRecord:
+    return DocRecord(
+        doc_id=row[0], source=row[1], origin=row[2], title=row[3], date=row[4], language=row[5],
+        publisher=row[6], sha256=row[7], size=row[8], versions=json.loads(row[9]), meta=json.loads(row[10]),
+        ingested_at=row[11], chunks=int(row[12]),
+    )

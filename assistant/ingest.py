@@ -1,0 +1,300 @@
+"""Incremental, atomic ingestion: files in, chunks out, in SQLite (records, keyword) and Chroma (vectors).
+
+Per document the order is: vectors written (and journalled), then one SQLite transaction swaps the
+document's record, chunks and keyword postings, then stale vectors are deleted. A run killed at any
+point leaves queries seeing each document's previous state; the next run finishes the work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from assistant.index import DocRecord, Index, now_iso
+from assistant.keyword.tokenize import TOKENIZER_VERSION
+from assistant.loaders import load_document, supported_suffixes
+from assistant.settings import Settings
+from assistant.text.chunking import CHUNKER_VERSION, chunk_display
+from assistant.text.lang import detect_language
+from assistant.text.normalize import NORMALIZER_VERSION, build_display, search_form
+from assistant.types import Chunk, Failure, IngestReport, LoadError
+from assistant.vectorstore import VectorStore
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int, str], None]
+UPLOAD_ORIGIN = "upload"
+SIDECAR_SUFFIX = ".meta.json"
+_FLUSH_CHUNKS = 128
+
+
+@dataclass
+class Job:
+    """One file to consider: where it is, its stable id, and the folder (origin) it came from."""
+
+    path: Path
+    doc_id: str
+    origin: str
+    source: str
+
+
+@dataclass
+class Prepared:
+    job: Job
+    record: DocRecord
+    display_text: str
+    chunks: list[Chunk]
+    search_texts: list[str]
+    embed_texts: list[str]
+    reembed: bool
+    status: str  # added | changed
+    reason: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+def current_versions(settings: Settings, embedder_version: str) -> dict[str, str]:
+    """Everything whose change means a document must be re-indexed."""
+    return {
+        "embedder": embedder_version,
+        "normalizer": NORMALIZER_VERSION,
+        "chunker": CHUNKER_VERSION,
+        "tokenizer": TOKENIZER_VERSION,
+        "chunking": f"{settings.chunk_chars}/{settings.chunk_max_chars}/{settings.chunk_overlap_sentences}",
+        "embed_text": "title+section" if settings.embed_with_title else "text",
+    }
+
+
+def version_change(old: dict[str, str], new: dict[str, str]) -> str:
+    changed = [k for k in new if old.get(k) != new[k]]
+    return ", ".join(f"{k} changed ({old.get(k, '-')} -> {new[k]})" for k in changed)
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fp:
+        for block in iter(lambda: fp.read(1 << 20), b""):
+            h.update(block)
+    sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
+    if sidecar.exists():
+        h.update(b"\0sidecar\0" + sidecar.read_bytes())
+    return h.hexdigest()
+
+
+def make_chunk_ids(doc_id: str, texts: Sequence[str]) -> list[str]:
+    """Ids from the document id and the chunk's content; a repeated text gets a counter."""
+    seen: dict[str, int] = {}
+    out = []
+    for text in texts:
+        digest = hashlib.sha1(f"{doc_id}\0{text}".encode()).hexdigest()[:20]
+        n = seen.get(digest, 0)
+        seen[digest] = n + 1
+        out.append(digest if n == 0 else f"{digest}-{n}")
+    return out
+
+
+def discover(paths: Sequence[Path]) -> tuple[list[Job], list[Failure], list[str]]:
+    """Files to ingest under the given paths, plus failures for missing paths; returns origins too."""
+    jobs: list[Job] = []
+    failures: list[Failure] = []
+    origins: list[str] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            origin = str(path.resolve())
+            origins.append(origin)
+            for file in sorted(p for p in path.rglob("*") if p.is_file()):
+                rel = file.relative_to(path)
+                if any(part.startswith(".") for part in rel.parts) or file.name.endswith(SIDECAR_SUFFIX):
+                    continue
+                jobs.append(Job(file, rel.as_posix(), origin, str(file)))
+        elif path.is_file():
+            jobs.append(Job(path, path.name, str(path.resolve().parent), str(path)))
+        else:
+            failures.append(Failure(str(path), "no such file or folder", "ファイルまたはフォルダが見つかりません"))
+    return jobs, failures, origins
+
+
+class Ingestor:
+    """Runs ingestion against one `Index` and one `VectorStore`."""
+
+    def __init__(self, settings: Settings, index: Index, vectors: VectorStore, embedder_version: str) -> None:
+        self.settings = settings
+        self.index = index
+        self.vectors = vectors
+        self.versions = current_versions(settings, embedder_version)
+
+    def recover(self) -> int:
+        """Deletes vectors a killed run wrote but never committed; returns how many."""
+        orphans = self.index.journal_orphans()
+        if orphans:
+            self.vectors.delete(orphans)
+        self.index.journal_clear()
+        return len(orphans)
+
+    def run(self, paths: Sequence[Path], prune: bool = False, progress: ProgressFn | None = None) -> IngestReport:
+        started = time.perf_counter()
+        report = IngestReport()
+        self.recover()
+        jobs, failures, origins = discover(paths)
+        report.failed.extend(failures)
+        self._process(jobs, report, progress)
+        if prune:
+            seen = {(j.origin, j.doc_id) for j in jobs}
+            for origin in origins:
+                for rec in self.index.records(origin=origin):
+                    if (origin, rec.doc_id) not in seen:
+                        self.delete(rec.doc_id)
+                        report.removed.append(rec.doc_id)
+        report.seconds = round(time.perf_counter() - started, 3)
+        return report
+
+    def run_jobs(self, jobs: list[Job], progress: ProgressFn | None = None) -> IngestReport:
+        started = time.perf_counter()
+        report = IngestReport()
+        self.recover()
+        self._process(jobs, report, progress)
+        report.seconds = round(time.perf_counter() - started, 3)
+        return report
+
+    def delete(self, doc_id: str) -> bool:
+        old = self.index.delete_document(doc_id)
+        if old:
+            self.vectors.delete(old)
+        self.index.journal_clear(old)
+        return bool(old)
+
+    # Internals -----------------------------------------------------------------------------------
+    def _process(self, jobs: list[Job], report: IngestReport, progress: ProgressFn | None) -> None:
+        pending: list[Prepared] = []
+        pending_chunks = 0
+        for done, job in enumerate(jobs, 1):
+            try:
+                prepared = self._prepare(job, report)
+            except LoadError as exc:
+                report.failed.append(Failure(job.source, exc.reason, exc.reason_ja))
+                prepared = None
+            except Exception as exc:  # a bad document never stops the run
+                log.exception("failed to ingest %s", job.source)
+                report.failed.append(Failure(job.source, f"unexpected error: {type(exc).__name__}: {exc}",
+                                             f"予期しないエラー: {type(exc).__name__}: {exc}"))
+                prepared = None
+            if prepared is not None:
+                pending.append(prepared)
+                pending_chunks += len(prepared.chunks)
+                if pending_chunks >= _FLUSH_CHUNKS:
+                    self._flush(pending, report)
+                    pending, pending_chunks = [], 0
+            if progress:
+                progress(done, len(jobs), job.source)
+        if pending:
+            self._flush(pending, report)
+
+    def _prepare(self, job: Job, report: IngestReport) -> Prepared | None:
+        size = job.path.stat().st_size
+        if size > self.settings.max_file_bytes:
+            mb, limit = size / 1048576, self.settings.max_file_mb
+            raise LoadError(
+                f"file is {mb:.1f} MB, over the limit of {limit:g} MB (ASSISTANT_MAX_FILE_MB)",
+                f"ファイルが{mb:.1f}MBで、上限の{limit:g}MB（ASSISTANT_MAX_FILE_MB）を超えています",
+            )
+        digest = file_digest(job.path)
+        old = self.index.get_record(job.doc_id)
+        reason = ""
+        if old is not None:
+            reason = version_change(old.versions, self.versions)
+            if old.sha256 == digest and not reason:
+                report.skipped.append(job.doc_id)
+                return None
+        if job.path.suffix.lower() not in supported_suffixes():
+            raise LoadError(
+                f"unsupported file type '{job.path.suffix}' (supported: {', '.join(sorted(supported_suffixes()))})",
+                f"対応していないファイル形式です（{job.path.suffix}）。対応形式: {', '.join(sorted(supported_suffixes()))}",
+            )
+        loaded = load_document(job.path, self.settings.max_file_bytes, self.settings.ocr, self.settings.ocr_languages)
+        display = build_display(loaded.blocks)
+        if not display.text.strip():
+            raise LoadError("empty document: no text found", "文書が空です（テキストがありません）")
+        spans = chunk_display(display, self.settings.chunk_chars, self.settings.chunk_max_chars,
+                              self.settings.chunk_overlap_sentences)
+        meta = loaded.meta
+        title = meta.title or job.path.stem
+        language = meta.language or detect_language(display.text[:4000])
+        texts = [display.text[s.start : s.end] for s in spans]
+        ids = make_chunk_ids(job.doc_id, texts)
+        chunks = [
+            Chunk(chunk_id=cid, doc_id=job.doc_id, text=text, start=s.start, end=s.end, title=title,
+                  section=s.section or "", page=s.page, source=job.source, date=meta.date, language=language,
+                  ordinal=i)
+            for i, (cid, text, s) in enumerate(zip(ids, texts, spans, strict=True))
+        ]
+        search_texts = [search_form(t).text for t in texts]
+        embed_texts = [self._embed_text(title, c.section, s) for c, s in zip(chunks, search_texts, strict=True)]
+        sections = meta.sections or list(dict.fromkeys(c.section for c in chunks if c.section))
+        record = DocRecord(
+            doc_id=job.doc_id, source=job.source, origin=job.origin, title=title, date=meta.date,
+            language=language, publisher=meta.publisher, sha256=digest, size=size, versions=dict(self.versions),
+            meta={"sections": sections, **meta.extra}, ingested_at=now_iso(),
+        )
+        reembed = old is None or any(old.versions.get(k) != self.versions[k] for k in ("embedder", "embed_text"))
+        status = "added" if old is None else "changed"
+        return Prepared(job, record, display.text, chunks, search_texts, embed_texts, reembed, status,
+                        reason if old is not None and old.sha256 == digest else "", loaded.warnings)
+
+    def _embed_text(self, title: str, section: str, search_text: str) -> str:
+        if not self.settings.embed_with_title:
+            return search_text
+        head = " / ".join(unicodedata.normalize("NFKC", p) for p in (title, section) if p)
+        return f"{head}\n{search_text}" if head else search_text
+
+    def _flush(self, batch: list[Prepared], report: IngestReport) -> None:
+        new_ids: list[str] = []
+        texts: list[str] = []
+        metas: list[dict[str, Any]] = []
+        for p in batch:
+            ids = [c.chunk_id for c in p.chunks]
+            keep = set() if p.reembed else self.vectors.existing_ids(ids)
+            for c, t in zip(p.chunks, p.embed_texts, strict=True):
+                if c.chunk_id not in keep:
+                    new_ids.append(c.chunk_id)
+                    texts.append(t)
+                    metas.append({"doc_id": c.doc_id, "date": c.date or "", "ordinal": c.ordinal})
+        for p in batch:
+            self.index.journal_add(p.job.doc_id, [c.chunk_id for c in p.chunks])
+        if new_ids:
+            self.vectors.add(new_ids, texts, metas)
+        stale: list[str] = []
+        for p in batch:
+            old = self.index.replace_document(p.record, p.display_text, p.chunks, p.search_texts)
+            live = {c.chunk_id for c in p.chunks}
+            stale.extend(c for c in old if c not in live)
+            getattr(report, p.status).append(p.job.doc_id)
+            report.chunks += len(p.chunks)
+            if p.reason:
+                report.reindexed[p.job.doc_id] = p.reason
+            report.warnings.extend({"source": p.job.source, "warning": w} for w in p.warnings)
+        if stale:
+            self.vectors.delete(stale)
+        self.index.journal_clear()
+
+
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")
+
+
+def sanitize_filename(name: str) -> str:
+    """A safe file name for the documents folder: no folders, no control characters, no leading dots."""
+    name = unicodedata.normalize("NFC", name.replace("\\", "/")).split("/")[-1]
+    name = _UNSAFE.sub("_", name).strip(" .")
+    stem, dot, suffix = name.rpartition(".")
+    if not dot:
+        stem, suffix = name, ""
+    stem = stem[:120] or "upload"
+    return f"{stem}.{suffix[:16]}" if suffix else stem
+
+

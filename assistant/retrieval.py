@@ -1,0 +1,131 @@
+"""Hybrid retrieval: dense (Chroma) and Japanese keyword (BM25) lists, fused by what each is good at.
+
+The keyword list is strong when the question shares the passages' script (Japanese over Japanese)
+and its BM25 score is high; the dense list carries questions across languages. The fusion turns
+each list's raw score into evidence (dense cosine rescaled; BM25 saturated as s / (s + c)) and
+weighs the two by the question's language. Weights are fitted on a fixed-seed half of the shared
+retrieval data (`eval/fit_fusion.py`) and shipped in `fusion_params.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Literal
+
+from assistant.index import Index
+from assistant.text.lang import detect_language
+from assistant.text.normalize import normalize_query
+from assistant.types import Chunk, Passage
+
+Mode = Literal["hybrid", "dense", "keyword"]
+MODES = ("hybrid", "dense", "keyword")
+
+
+@dataclass
+class FusionWeights:
+    """Per question language: weight of the keyword evidence, and the BM25 half-saturation score."""
+
+    keyword_weight: float
+    bm25_half: float
+    dense_floor: float = 0.70
+
+
+DEFAULT_FUSION = {"ja": FusionWeights(1.0, 8.0), "en": FusionWeights(0.15, 12.0)}
+
+
+def load_fusion_params() -> dict[str, FusionWeights]:
+    try:
+        raw = json.loads(resources.files("assistant").joinpath("fusion_params.json").read_text("utf-8"))
+    except FileNotFoundError:
+        return dict(DEFAULT_FUSION)
+    return {lang: FusionWeights(**{k: float(v) for k, v in w.items()}) for lang, w in raw["weights"].items()}
+
+
+@dataclass
+class Candidate:
+    chunk_id: str
+    dense: float | None = None
+    keyword: float | None = None
+    dense_rank: int | None = None
+    keyword_rank: int | None = None
+
+
+def fuse(cands: dict[str, Candidate], weights: FusionWeights) -> list[tuple[str, float]]:
+    """Fused score per candidate, best first. A candidate missing from the dense list takes the list's floor."""
+    dense_scores = [c.dense for c in cands.values() if c.dense is not None]
+    dense_missing = (min(dense_scores) - 0.01) if dense_scores else weights.dense_floor
+    out = []
+    for c in cands.values():
+        d = c.dense if c.dense is not None else dense_missing
+        d_ev = max(0.0, (d - weights.dense_floor) / (1.0 - weights.dense_floor))
+        k = c.keyword or 0.0
+        k_ev = k / (k + weights.bm25_half) if k > 0 else 0.0
+        out.append((c.chunk_id, d_ev + weights.keyword_weight * k_ev))
+    out.sort(key=lambda x: -x[1])
+    return out
+
+
+class Retriever:
+    """Dense, keyword or hybrid search over the index; results are hydrated from SQLite (active chunks only)."""
+
+    def __init__(self, index: Index, vectors: Any, embedder: Any, candidates_k: int = 30,
+                 fusion: dict[str, FusionWeights] | None = None) -> None:
+        self.index = index
+        self.vectors = vectors
+        self.embedder = embedder
+        self.candidates_k = candidates_k
+        self.fusion = fusion or load_fusion_params()
+
+    def candidates(self, question: str, k: int, allowed: set[str] | None, mode: Mode,
+                   timings: dict[str, float] | None = None) -> dict[str, Candidate]:
+        cands: dict[str, Candidate] = {}
+        query = normalize_query(question)
+        if mode in ("hybrid", "dense"):
+            t0 = time.perf_counter()
+            vec = self.embedder.embed_queries([query])[0]
+            t1 = time.perf_counter()
+            for rank, (cid, score) in enumerate(self.vectors.search(vec.tolist(), k, allowed), 1):
+                cands.setdefault(cid, Candidate(cid)).dense = score
+                cands[cid].dense_rank = rank
+            if timings is not None:
+                timings["embed_query"] = (t1 - t0) * 1000
+                timings["dense"] = (time.perf_counter() - t1) * 1000
+        if mode in ("hybrid", "keyword"):
+            t0 = time.perf_counter()
+            for rank, (cid, score) in enumerate(self.index.keyword.search(query, k, allowed), 1):
+                cands.setdefault(cid, Candidate(cid)).keyword = score
+                cands[cid].keyword_rank = rank
+            if timings is not None:
+                timings["keyword"] = (time.perf_counter() - t0) * 1000
+        return cands
+
+    def search(self, question: str, top_k: int = 5, allowed: set[str] | None = None, mode: Mode = "hybrid",
+               timings: dict[str, float] | None = None) -> list[Passage]:
+        if mode not in MODES:
+            raise ValueError(f"unknown retrieval mode {mode!r}; use one of {MODES}")
+        k = max(self.candidates_k, top_k)
+        cands = self.candidates(question, k, allowed, mode, timings)
+        chunks = self.index.load_chunks(list(cands))
+        cands = {cid: c for cid, c in cands.items() if cid in chunks}  # vectors of uncommitted writes
+        if mode == "dense":
+            ranked = sorted(((c.chunk_id, c.dense or 0.0) for c in cands.values() if c.dense is not None),
+                            key=lambda x: -x[1])
+        elif mode == "keyword":
+            ranked = sorted(((c.chunk_id, c.keyword or 0.0) for c in cands.values() if c.keyword is not None),
+                            key=lambda x: -x[1])
+        else:
+            lang = detect_language(question)
+            ranked = fuse(cands, self.fusion.get(lang) or DEFAULT_FUSION[lang])
+        return [_passage(chunks[cid], rank, score, cands[cid]) for rank, (cid, score) in enumerate(ranked[:top_k], 1)]
+
+
+def _passage(chunk: Chunk, rank: int, score: float, cand: Candidate) -> Passage:
+    scores = {"fused": round(score, 6)}
+    if cand.dense is not None:
+        scores["dense"] = round(cand.dense, 6)
+    if cand.keyword is not None:
+        scores["keyword"] = round(cand.keyword, 6)
+    return Passage.from_chunk(chunk, rank, round(score, 6), **scores)
