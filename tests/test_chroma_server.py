@@ -1,0 +1,65 @@
+"""The same code path against a real `chroma run` server on loopback, and a server that is down."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from assistant.core import make_assistant
+from assistant.errors import ServiceUnavailable
+from tests.helpers import CORPUS, REPO, free_port, make_settings
+
+CHROMA = REPO / ".venv" / "bin" / "chroma"
+
+
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    exe = str(CHROMA) if CHROMA.exists() else shutil.which("chroma")
+    if not exe:
+        pytest.skip("the chroma command is not installed")
+    port = free_port()
+    folder = tmp_path_factory.mktemp("chroma-server")
+    log = (folder / "server.log").open("w")
+    proc = subprocess.Popen([exe, "run", "--path", str(folder / "db"), "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("chroma server did not start")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+    log.close()
+
+
+def test_ingest_and_retrieve_through_a_chroma_server(tmp_path: Path, chroma_server: str) -> None:
+    a = make_assistant(make_settings(tmp_path / "data", chroma_url=chroma_server, collection="test_server"))
+    report = a.ingest([CORPUS])
+    assert report.added and not report.failed
+    assert not (tmp_path / "data" / "chroma").exists()  # vectors went to the server
+    assert a.vectors.count() == report.chunks
+    hits = a.retrieve("ロシア外務省報道官は何を拒否したか", top_k=3)
+    assert any("NATO軍派遣" in p.text for p in hits)
+    en = a.retrieve("What did the Russian foreign ministry spokesperson reject?", top_k=3)
+    assert any("NATO軍派遣" in p.text for p in en)
+
+
+def test_a_chroma_server_that_is_down_gives_a_clear_error(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(ServiceUnavailable) as err:
+        make_assistant(make_settings(tmp_path / "data", chroma_url=url))
+    assert err.value.code == "chroma_unavailable"
+    assert url in err.value.message and "接続できません" in err.value.message_ja
