@@ -10,7 +10,7 @@ want_test=0
 
 # System packages: OCR for scanned PDFs always; a browser and CJK fonts for the tests.
 apt_pkgs=(tesseract-ocr tesseract-ocr-jpn)
-[ "$want_test" = 1 ] && apt_pkgs+=(chromium fonts-noto-cjk)
+[ "$want_test" = 1 ] && apt_pkgs+=(chromium fonts-noto-cjk qpdf)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
