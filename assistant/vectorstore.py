@@ -104,8 +104,9 @@ class VectorStore:
         if doc_ids is not None and not doc_ids:
             return []
         where = {"doc_id": {"$in": list(doc_ids)}} if doc_ids is not None else None
+        # Despite its name this returns Chroma's distance (cosine space: 1 - similarity), lowest first.
         hits = self._call(self.store.similarity_search_by_vector_with_relevance_scores, vector, k=k, filter=where)
-        return [(doc.id, float(score)) for doc, score in hits if doc.id]
+        return [(doc.id, 1.0 - float(distance)) for doc, distance in hits if doc.id]
 
     def count(self) -> int:
         return int(self._call(self.store._collection.count))
