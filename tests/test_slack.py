@@ -37,6 +37,7 @@ from assistant.interfaces.slack_blocks import (
 from assistant.settings import Settings
 from assistant.types import Answer, Citation
 from tests.fake_slack import BOT_ID, BOT_USER_ID, TEAM_ID, Call, FakeSlack
+from assistant.interfaces.server import make_app
 from tests.helpers import CORPUS, REPO, free_port, make_settings
 
 SECRET = "test-signing-secret-0123456789abcdef"
@@ -61,6 +62,9 @@ class Recorder:
             return self.override(question)
         answer: Answer = self.real.ask(question, history=history, top_k=top_k, filters=filters)
         return answer
+
+    def __getattr__(self, name: str) -> Any:  # the main server needs the rest of the Assistant
+        return getattr(self.real, name)
 
 
 @dataclass
@@ -95,12 +99,11 @@ def server(fake: FakeSlack, real_assistant: Any, tmp_path_factory: pytest.TempPa
                              slack_api_url=fake.url, public_url=PUBLIC_URL)
     recorder = Recorder(real_assistant)
     feedback = FeedbackStore(settings.feedback_db)
-    router = slack_router(settings, recorder, feedback)  # type: ignore[arg-type]
-    assert router is not None
-    app = FastAPI()
-    app.include_router(router)
+    assert slack_router(settings, recorder, feedback) is not None  # type: ignore[arg-type]
+    # The bot is served by the main server (page, API and /slack/events in one app).
+    app = make_app(settings, recorder)  # type: ignore[arg-type]
     port = free_port()
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=uv.run, name="slack-test-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
