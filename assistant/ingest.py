@@ -242,7 +242,9 @@ class Ingestor:
             language=language, publisher=meta.publisher, sha256=digest, size=size, versions=dict(self.versions),
             meta={"sections": sections, **meta.extra}, ingested_at=now_iso(),
         )
-        reembed = old is None or any(old.versions.get(k) != self.versions[k] for k in ("embedder", "embed_text"))
+        # Vectors embed the title too: a new title (e.g. from an edited sidecar) needs new vectors.
+        reembed = old is None or old.title != title or any(
+            old.versions.get(k) != self.versions[k] for k in ("embedder", "embed_text"))
         status = "added" if old is None else "changed"
         return Prepared(job, record, display.text, chunks, search_texts, embed_texts, reembed, status,
                         reason if old is not None and old.sha256 == digest else "", loaded.warnings)

@@ -201,3 +201,17 @@ def test_sigkill_mid_run_leaves_previous_state(tmp_path: Path) -> None:
     assert not report.failed
     assert all("版B" in c.text for i in range(n) for c in b.index.doc_chunks(f"doc{i:03d}.txt"))
     assert b.vectors.count() == b.index.counts()["chunks"]  # what the killed run left is cleaned up
+
+
+def test_sidecar_title_change_reembeds(tmp_path: Path, corpus: Path) -> None:
+    (corpus / "note.txt").write_text("北極海航路の利用が増えている。砕氷船の建造も進む。", encoding="utf-8")
+    a = make_assistant(make_settings(tmp_path / "data"))
+    a.ingest([corpus])
+    (chunk,) = a.index.doc_chunks("note.txt")
+    before = a.vectors.store.get(ids=[chunk.chunk_id], include=["embeddings"])["embeddings"][0]
+    (corpus / "note.txt.meta.json").write_text(json.dumps({"title": "Arctic shipping lanes"}), encoding="utf-8")
+    report = a.ingest([corpus])
+    assert report.changed == ["note.txt"]
+    after = a.vectors.store.get(ids=[chunk.chunk_id], include=["embeddings"])["embeddings"][0]
+    assert a.index.doc_chunks("note.txt")[0].title == "Arctic shipping lanes"
+    assert sum((x - y) ** 2 for x, y in zip(before, after, strict=True)) > 1e-6
