@@ -51,8 +51,7 @@ class Prepared:
     record: DocRecord
     display_text: str
     chunks: list[Chunk]
-    search_texts: list[str]
-    embed_texts: list[str]
+    embed_texts: list[str]  # search form with title and section: embedded and keyword-indexed
     reembed: bool
     status: str  # added | changed
     reason: str = ""
@@ -68,6 +67,7 @@ def current_versions(settings: Settings, embedder_version: str) -> dict[str, str
         "tokenizer": TOKENIZER_VERSION,
         "chunking": f"{settings.chunk_chars}/{settings.chunk_max_chars}/{settings.chunk_overlap_sentences}",
         "embed_text": "title+section" if settings.embed_with_title else "text",
+        "keyword_text": "title+section" if settings.embed_with_title else "text",
     }
 
 
@@ -246,7 +246,7 @@ class Ingestor:
         reembed = old is None or old.title != title or any(
             old.versions.get(k) != self.versions[k] for k in ("embedder", "embed_text"))
         status = "added" if old is None else "changed"
-        return Prepared(job, record, display.text, chunks, search_texts, embed_texts, reembed, status,
+        return Prepared(job, record, display.text, chunks, embed_texts, reembed, status,
                         reason if old is not None and old.sha256 == digest else "", loaded.warnings)
 
     def _embed_text(self, title: str, section: str, search_text: str) -> str:
@@ -273,7 +273,8 @@ class Ingestor:
             self.vectors.add(new_ids, texts, metas)
         stale: list[str] = []
         for p in batch:
-            old = self.index.replace_document(p.record, p.display_text, p.chunks, p.search_texts)
+            # The keyword index sees what the embedding sees: title and section, then the chunk.
+            old = self.index.replace_document(p.record, p.display_text, p.chunks, p.embed_texts)
             live = {c.chunk_id for c in p.chunks}
             stale.extend(c for c in old if c not in live)
             getattr(report, p.status).append(p.job.doc_id)

@@ -1,0 +1,276 @@
+"""Fits the refusal rule on one fixed-seed half of a question set and reports it on the other half.
+
+Answerable: questions whose gold passage is retrieved. Unanswerable: the same questions with every
+passage of the gold passage's article excluded (near misses), plus off-topic questions. Run as
+`python -m assistant.answering.calibrate --datasets DIR` with DIR the evaluation data folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assistant.answering.extractive import MIN_SENTENCE_CHARS, SentenceScorer, _trim
+from assistant.answering.refusal import FEATURES, RefusalRule, expand
+from assistant.types import Passage
+
+SEED = 0
+TOP_K = 5
+CANDIDATES = 30
+N_JSQUAD = 700
+N_XLING_JA = 200
+OFF_TOPIC = [
+    "ブラジルの2024年のGDPはいくらか。", "日本銀行の現在の政策金利は何%か。", "米国の10年国債利回りは今いくつか。",
+    "東京の明日の天気はどうなるか。", "ビットコインの現在の価格はいくらか。", "この資料の著者の名前は何か。",
+    "インドの人口は何人か。", "トヨタの2025年の営業利益はいくらか。", "来年のワールドカップの優勝国はどこか。",
+    "カレーライスの作り方を教えて。", "ユーロ圏のインフレ率は何%か。", "量子コンピュータの仕組みは。",
+    "メキシコの最低賃金はいくらか。", "アップルの最新のiPhoneの価格は。", "日経平均株価の最高値はいつか。",
+    "What is Brazil's GDP in 2024?", "What is the current Bank of Japan policy interest rate?",
+    "What will the weather be in Tokyo tomorrow?", "What is the price of Bitcoin today?",
+    "Who wrote this briefing?", "What is the population of India?", "How do I bake sourdough bread?",
+    "What was Toyota's operating profit in 2025?", "What is the inflation rate in the euro area?",
+    "Which team will win the next World Cup?", "What is the minimum wage in Mexico?",
+    "How does a quantum computer work?", "What is the interest rate on US Treasury bonds?",
+    "What is the unemployment rate in Canada?", "What is the capital gains tax rate in Germany?",
+]
+
+
+@dataclass
+class Example:
+    qid: str
+    group: str  # jsquad | xling_en2ja | xling_ja2ja | offtopic
+    label: int  # 1 answerable, 0 not
+    features: dict[str, float]
+
+
+class MemoryIndex:
+    """Dense plus BM25 retrieval over a passage list, fused by reciprocal rank, like the product's."""
+
+    def __init__(self, rows: list[dict[str, Any]], vectors: np.ndarray) -> None:
+        from assistant.keyword.tokenize import tokenize
+        from assistant.text.normalize import search_form
+
+        self.rows = rows
+        self.vectors = vectors
+        self.docs = [Counter(tokenize(search_form(r["text"]).text)) for r in rows]
+        self.lengths = np.array([sum(d.values()) for d in self.docs], dtype=np.float32)
+        self.avg = float(self.lengths.mean())
+        df: Counter[str] = Counter()
+        self.postings: dict[str, list[int]] = defaultdict(list)
+        for i, d in enumerate(self.docs):
+            for t in d:
+                df[t] += 1
+                self.postings[t].append(i)
+        n = len(rows)
+        self.idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
+
+    def bm25(self, query: str) -> np.ndarray:
+        from assistant.keyword.tokenize import tokenize_query
+        from assistant.text.normalize import normalize_query
+
+        scores = np.zeros(len(self.rows), dtype=np.float32)
+        for t in set(tokenize_query(normalize_query(query))):
+            for i in self.postings.get(t, ()):
+                tf = self.docs[i][t]
+                scores[i] += self.idf[t] * tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * self.lengths[i] / self.avg))
+        return scores
+
+    def search(self, query: str, q_vec: np.ndarray, exclude_title: str | None = None) -> list[Passage]:
+        dense = self.vectors @ q_vec
+        keyword = self.bm25(query)
+        allowed = np.array([r["title"] != exclude_title for r in self.rows])
+        d_rank = [i for i in np.argsort(-dense) if allowed[i]][:CANDIDATES]
+        k_rank = [i for i in np.argsort(-keyword) if allowed[i] and keyword[i] > 0][:CANDIDATES]
+        fused: dict[int, float] = defaultdict(float)
+        for ranks in (d_rank, k_rank):
+            for r, i in enumerate(ranks):
+                fused[int(i)] += 1.0 / (60 + r)
+        best = sorted(fused, key=lambda i: -fused[i])[:TOP_K]
+        out = []
+        for rank, i in enumerate(best, start=1):
+            row = self.rows[i]
+            out.append(Passage(
+                rank=rank, score=fused[i], chunk_id=row["pid"], doc_id=row["pid"], title=row["title"], section="",
+                page=None, source=row.get("source", ""), text=row["text"], language="ja",
+                scores={"dense": float(dense[i]), "keyword": float(keyword[i]), "fused": fused[i]},
+            ))
+        return out
+
+
+def _embed_cached(embedder: Any, texts: list[str], path: Path, passages: bool) -> np.ndarray:
+    if path.exists():
+        vecs = np.load(path)
+        if len(vecs) == len(texts):
+            return vecs
+    fn = embedder.embed_passages if passages else embedder.embed_queries
+    vecs = np.concatenate([fn(texts[i : i + 256]) for i in range(0, len(texts), 256)]).astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, vecs)
+    return vecs
+
+
+def collect(datasets: Path, embedder: Any, cache: Path) -> list[Example]:
+    """Runs every question against the in-memory index and computes the refusal features."""
+    from assistant.text.chunking import split_sentences
+
+    root = datasets / "retrieval"
+    rows = [json.loads(line) for line in (root / "corpus.jsonl").open(encoding="utf-8")]
+    queries = [json.loads(line) for line in (root / "queries.jsonl").open(encoding="utf-8")]
+    rng = random.Random(SEED)
+    by_set: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for q in queries:
+        by_set[q["set"]].append(q)
+    chosen = (rng.sample(by_set["jsquad"], N_JSQUAD) + by_set["xling_en2ja"]
+              + rng.sample(by_set["xling_ja2ja"], N_XLING_JA))
+    title_of = {r["pid"]: r["title"] for r in rows}
+
+    index = MemoryIndex(rows, _embed_cached(embedder, [r["text"] for r in rows], cache / "passages.npy", True))
+    scorer = SentenceScorer(embedder)
+    sentences: list[str] = []
+    for r in rows:
+        for s, e in split_sentences(r["text"]):
+            s, e = _trim(r["text"], s, e)
+            if e - s >= MIN_SENTENCE_CHARS:
+                sentences.append(r["text"][s:e])
+    sentences = list(dict.fromkeys(sentences))
+    for text, vec in zip(sentences, _embed_cached(embedder, sentences, cache / "sentences.npy", True), strict=True):
+        scorer._vectors[text] = vec
+    texts = [q["question"] for q in chosen] + OFF_TOPIC
+    q_vecs = _embed_cached(embedder, texts, cache / "queries.npy", False)
+    for text, vec in zip(texts, q_vecs, strict=True):
+        scorer._queries[text] = vec
+
+    examples: list[Example] = []
+    for q, vec in zip(chosen, q_vecs, strict=False):
+        found = index.search(q["question"], vec)
+        if any(p.chunk_id == q["gold_pid"] for p in found):
+            examples.append(Example(q["qid"], q["set"], 1, scorer.score(q["question"], found).features))
+        missed = index.search(q["question"], vec, exclude_title=title_of.get(q["gold_pid"]))
+        # An answer string in a near miss makes the "unanswerable" label doubtful: leave it out.
+        if not any(a and a in p.text for p in missed for a in q["answers"]):
+            examples.append(Example(q["qid"], q["set"], 0, scorer.score(q["question"], missed).features))
+    for i, (text, vec) in enumerate(zip(OFF_TOPIC, q_vecs[len(chosen):], strict=True)):
+        examples.append(Example(f"off{i}", "offtopic", 0, scorer.score(text, index.search(text, vec)).features))
+    return examples
+
+
+def split(examples: Sequence[Example]) -> tuple[list[Example], list[Example]]:
+    """Half of the question ids (both versions of a question together) for fitting, half held out."""
+    qids = sorted({e.qid for e in examples})
+    random.Random(SEED).shuffle(qids)
+    fit_ids = set(qids[: len(qids) // 2])
+    return [e for e in examples if e.qid in fit_ids], [e for e in examples if e.qid not in fit_ids]
+
+
+def fit(examples: Sequence[Example]) -> RefusalRule:
+    from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
+
+    x = np.array([[expand(e.features)[f] for f in FEATURES] for e in examples])
+    y = np.array([e.label for e in examples])
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
+    model = LogisticRegression(C=1.0, max_iter=1000).fit((x - mean) / scale, y)
+    rule = RefusalRule(
+        weights={f: float(w) for f, w in zip(FEATURES, model.coef_[0], strict=True)},
+        bias=float(model.intercept_[0]), threshold=0.5,
+        mean={f: float(m) for f, m in zip(FEATURES, mean, strict=True)},
+        scale={f: float(s) for f, s in zip(FEATURES, scale, strict=True)},
+    )
+    probs = np.array([rule.probability(e.features) for e in examples])
+    grid = np.round(np.arange(0.05, 0.96, 0.01), 2)
+    rule.threshold = float(max(grid, key=lambda t: float(((probs >= t) == (y == 1)).mean())))
+    return rule
+
+
+def measure(rule: RefusalRule, examples: Sequence[Example]) -> dict[str, Any]:
+    """Accuracy, false refusals (answerable refused) and false answers (unanswerable answered), by group."""
+    def figures(group: Sequence[Example]) -> dict[str, Any]:
+        pos = [e for e in group if e.label == 1]
+        neg = [e for e in group if e.label == 0]
+        refused = {id(e) for e in group if rule.refuse(e.features)[0]}
+        right = sum(1 for e in pos if id(e) not in refused) + sum(1 for e in neg if id(e) in refused)
+        return {
+            "n_answerable": len(pos), "n_unanswerable": len(neg),
+            "accuracy": round(right / len(group), 4) if group else None,
+            "false_refusal": round(sum(1 for e in pos if id(e) in refused) / len(pos), 4) if pos else None,
+            "false_answer": round(sum(1 for e in neg if id(e) not in refused) / len(neg), 4) if neg else None,
+        }
+    out = {"all": figures(examples)}
+    for g in sorted({e.group for e in examples}):
+        out[g] = figures([e for e in examples if e.group == g])
+    return out
+
+
+def curve(rule: RefusalRule, examples: Sequence[Example]) -> list[dict[str, float]]:
+    probs = [(rule.probability(e.features), e.label) for e in examples]
+    pos = max(1, sum(1 for _, y in probs if y == 1))
+    neg = max(1, sum(1 for _, y in probs if y == 0))
+    out = []
+    for t in np.round(np.arange(0.0, 1.001, 0.02), 2):
+        fr = sum(1 for p, y in probs if y == 1 and p < t) / pos
+        fa = sum(1 for p, y in probs if y == 0 and p >= t) / neg
+        out.append({"threshold": float(t), "false_refusal": round(fr, 4), "false_answer": round(fa, 4),
+                    "accuracy": round(1 - (fr * pos + fa * neg) / (pos + neg), 4)})
+    return out
+
+
+def plot(points: list[dict[str, float]], chosen: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.plot([p["false_answer"] for p in points], [p["false_refusal"] for p in points], marker=".")
+    at = min(points, key=lambda p: abs(p["threshold"] - chosen))
+    ax.scatter([at["false_answer"]], [at["false_refusal"]], color="red", zorder=3,
+               label=f"chosen threshold {chosen:.2f}")
+    ax.set_xlabel("false answers (unanswerable questions answered)")
+    ax.set_ylabel("false refusals (answerable questions refused)")
+    ax.set_title("Refusal rule on held-out questions")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--datasets", type=Path, required=True, help="evaluation data folder")
+    parser.add_argument("--cache", type=Path, default=Path(".cache/calibration"))
+    parser.add_argument("--params", type=Path, default=Path(__file__).with_name("refusal_params.json"))
+    parser.add_argument("--reports", type=Path, default=Path("eval/reports"))
+    args = parser.parse_args(argv)
+
+    from assistant.embedding import load_embedder
+    from assistant.settings import Settings, apply_offline_env
+
+    apply_offline_env()
+    embedder = load_embedder(Settings())
+    examples = collect(args.datasets, embedder, args.cache)
+    fit_part, held_out = split(examples)
+    rule = fit(fit_part)
+    held = measure(rule, held_out)
+    report = {"fit": measure(rule, fit_part), "held_out": held, "seed": SEED,
+              "features": list(FEATURES), "threshold": rule.threshold}
+    rule.meta = {"fitted_on": len(fit_part), "held_out": held["all"], "seed": SEED}
+    args.params.write_text(json.dumps(rule.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    args.reports.mkdir(parents=True, exist_ok=True)
+    points = curve(rule, held_out)
+    (args.reports / "refusal_curve.json").write_text(
+        json.dumps({**report, "curve": points}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    plot(points, rule.threshold, args.reports / "refusal_curve.png")
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

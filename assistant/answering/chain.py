@@ -1,0 +1,263 @@
+"""The answering chain as LCEL runnables: condense, retrieve, weigh the evidence, answer, verify.
+
+Without a chat model the extractive answerer writes the answer; with one, the model writes it and
+the guards keep only verified sentences, falling back to the extractive answer when nothing is left.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
+
+from assistant import grounding
+from assistant.answering import extractive, followup, prompts
+from assistant.answering.guards import AnswerGuard, GuardResult
+from assistant.answering.refusal import RefusalRule, load_rule, refusal_text
+from assistant.errors import UserError
+from assistant.settings import Settings
+from assistant.types import Answer, Citation, Grounding, Passage
+
+if TYPE_CHECKING:
+    from assistant.core import Filters
+
+log = logging.getLogger(__name__)
+
+Retrieve = Callable[[str, int, "Filters | None"], list[Passage]]
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2060\ufeff]")
+
+
+@dataclass
+class Draft:
+    """An answer before it becomes an `Answer`: text, citations and how it was checked."""
+
+    answer: str
+    citations: list[Citation] = field(default_factory=list)
+    grounding: Grounding = field(default_factory=Grounding)
+    answerer: str = "extractive"
+    refused: bool = False
+    refusal_reason: str = ""
+
+
+def clean_question(question: str, max_chars: int) -> str:
+    """Strips control characters; empty or over-long questions are the user's error."""
+    text = _CONTROL_RE.sub("", question or "").replace("\r", " ").replace("\n", " ").replace("\t", " ").strip()
+    if not text:
+        raise UserError("empty_question", "Please type a question.", "質問を入力してください。")
+    if len(text) > max_chars:
+        raise UserError(
+            "question_too_long",
+            f"The question is too long ({len(text)} characters; at most {max_chars}).",
+            f"質問が長すぎます（{len(text)} 文字。上限は {max_chars} 文字です）。",
+        )
+    return text
+
+
+class AnswerPipeline:
+    """Answers one question (with its chat history) from the passages `retrieve` returns."""
+
+    def __init__(self, settings: Settings, embedder: Any, retrieve: Retrieve, chat_model: Any = None,
+                 rule: RefusalRule | None = None) -> None:
+        self.settings = settings
+        self.retrieve = retrieve
+        self.chat_model = chat_model
+        self.answerer = settings.llm if chat_model is not None else "extractive"
+        self.scorer = extractive.SentenceScorer(embedder)
+        self.rule = rule or load_rule()
+        self.prepare: Runnable[dict[str, Any], dict[str, Any]] = (
+            RunnablePassthrough.assign(standalone=RunnableLambda(self._condense))
+            | RunnablePassthrough.assign(passages=RunnableLambda(self._retrieve))
+            | RunnablePassthrough.assign(evidence=RunnableLambda(self._weigh))
+        )
+        self.chain: Runnable[dict[str, Any], Answer] = (
+            self.prepare
+            | RunnablePassthrough.assign(draft=RunnableLambda(self._answer))
+            | RunnableLambda(self._finish)
+        )
+
+    # Public ------------------------------------------------------------------------------------
+    def ask(self, question: str, history: Sequence[Mapping[str, str]] = (), top_k: int | None = None,
+            filters: Filters | None = None) -> Answer:
+        return self.chain.invoke(self._inputs(question, history, top_k, filters))
+
+    def ask_stream(self, question: str, history: Sequence[Mapping[str, str]] = (), top_k: int | None = None,
+                   filters: Filters | None = None) -> Iterator[str | Answer]:
+        """Yields text deltas (only verified sentences), then the final `Answer`."""
+        state = self.prepare.invoke(self._inputs(question, history, top_k, filters))
+        if self.chat_model is None or state["evidence"]["refuse"]:
+            draft = self._answer(state)
+            yield from _pieces(draft.answer)
+        else:
+            draft = yield from self._stream_model(state)
+        yield self._finish({**state, "draft": draft})
+
+    # Steps -------------------------------------------------------------------------------------
+    def _inputs(self, question: str, history: Sequence[Mapping[str, str]], top_k: int | None,
+                filters: Filters | None) -> dict[str, Any]:
+        from assistant.text.lang import detect_language
+
+        text = clean_question(question, self.settings.max_question_chars)
+        return {"question": text, "history": list(history), "top_k": top_k or self.settings.top_k,
+                "filters": filters, "language": detect_language(text),
+                "timings": {}, "t0": time.perf_counter()}
+
+    def _condense(self, state: dict[str, Any]) -> str:
+        question, history = state["question"], state["history"]
+        if not history:
+            return str(question)
+        if self.chat_model is not None:
+            t = time.perf_counter()
+            try:
+                msgs = prompts.condense_messages(question, history, state["language"])
+                text = str(self.chat_model.invoke(msgs).content).strip()
+                if 0 < len(text) <= self.settings.max_question_chars:
+                    return text
+            except Exception as exc:  # noqa: BLE001 - a failing model server must not fail the question
+                log.warning("condensing the follow-up failed: %s", exc)
+            finally:
+                state["timings"]["condense"] = _ms(t)
+        return followup.carry_terms(question, history)
+
+    def _retrieve(self, state: dict[str, Any]) -> list[Passage]:
+        t = time.perf_counter()
+        passages = self.retrieve(state["standalone"], state["top_k"], state["filters"])
+        state["timings"]["retrieve"] = _ms(t)
+        return passages
+
+    def _weigh(self, state: dict[str, Any]) -> dict[str, Any]:
+        t = time.perf_counter()
+        evidence = self.scorer.score(state["standalone"], state["passages"])
+        chosen = extractive.select(evidence)
+        if not chosen:
+            refuse, p, reason = True, 0.0, "no_evidence"
+        else:
+            refuse, p = self.rule.refuse(evidence.features)
+            reason = f"weak_evidence (p={p:.2f})" if refuse else ""
+        state["timings"]["answer"] = _ms(t)
+        return {"evidence": evidence, "chosen": chosen, "refuse": refuse, "p_answerable": p, "reason": reason}
+
+    def _answer(self, state: dict[str, Any]) -> Draft:
+        ev = state["evidence"]
+        if ev["refuse"]:
+            return self._refusal(state)
+        if self.chat_model is None:
+            return self._extractive(state)
+        t = time.perf_counter()
+        try:
+            msgs = prompts.answer_messages(state["standalone"], _given(state), state["language"])
+            raw = str(self.chat_model.invoke(msgs).content)
+        except Exception as exc:  # noqa: BLE001 - time-outs, refused connections, server errors: fall back
+            log.warning("chat model failed (%s); answering extractively", exc)
+            state["timings"]["answer"] = state["timings"].get("answer", 0.0) + _ms(t)
+            return self._fallback(state, None, f"model_error: {type(exc).__name__}")
+        state["timings"]["answer"] = state["timings"].get("answer", 0.0) + _ms(t)
+        t = time.perf_counter()
+        guard = AnswerGuard(_given(state), state["language"], self.scorer)
+        guard.feed(raw)
+        guard.close()
+        result = guard.result()
+        state["timings"]["verify"] = _ms(t)
+        if result.fallback_reason:
+            return self._fallback(state, result, result.fallback_reason)
+        return Draft(result.answer, result.citations, result.grounding, self.answerer)
+
+    def _stream_model(self, state: dict[str, Any]) -> Generator[str, None, Draft]:
+        guard = AnswerGuard(_given(state), state["language"], self.scorer)
+        sep = "" if state["language"] == "ja" else " "
+        shown = 0
+        t = time.perf_counter()
+        error = ""
+        try:
+            msgs = prompts.answer_messages(state["standalone"], _given(state), state["language"])
+            for chunk in self.chat_model.stream(msgs):
+                for sentence in guard.feed(str(chunk.content)):
+                    yield (sep if shown else "") + sentence
+                    shown += 1
+            for sentence in guard.close():
+                yield (sep if shown else "") + sentence
+                shown += 1
+        except Exception as exc:  # noqa: BLE001 - same fallback as `_answer`
+            log.warning("chat model failed while streaming (%s)", exc)
+            error = f"model_error: {type(exc).__name__}"
+        state["timings"]["answer"] = state["timings"].get("answer", 0.0) + _ms(t)
+        result = guard.result()
+        if shown:
+            return Draft(result.answer, result.citations, result.grounding, self.answerer)
+        draft = self._fallback(state, result, error or result.fallback_reason)
+        yield draft.answer
+        return draft
+
+    def _extractive(self, state: dict[str, Any]) -> Draft:
+        t = time.perf_counter()
+        text, citations = extractive.compose(
+            state["standalone"], state["language"], state["evidence"]["chosen"], state["passages"])
+        state["timings"]["answer"] = state["timings"].get("answer", 0.0) + _ms(t)
+        t = time.perf_counter()
+        checked = grounding.check_answer(text, {c.n: c.text for c in citations})
+        state["timings"]["verify"] = _ms(t)
+        return Draft(text, citations, checked, "extractive")
+
+    def _refusal(self, state: dict[str, Any]) -> Draft:
+        text = refusal_text(state["language"])
+        checked = grounding.check_answer(text, {})
+        return Draft(text, [], checked, self.answerer, refused=True,
+                     refusal_reason=state["evidence"]["reason"])
+
+    def _fallback(self, state: dict[str, Any], result: GuardResult | None, reason: str) -> Draft:
+        draft = self._extractive(state)
+        g = draft.grounding
+        g.fallback = True
+        g.fallback_reason = reason
+        if result is not None:
+            g.dropped = result.grounding.dropped
+            g.sentences = [{**r, "answerer": self.answerer} for r in result.grounding.sentences] + g.sentences
+        return draft
+
+    def _finish(self, state: dict[str, Any]) -> Answer:
+        draft: Draft = state["draft"]
+        timings = state["timings"]
+        timings.setdefault("verify", 0.0)
+        timings["total"] = _ms(state["t0"])
+        return Answer(
+            question=state["question"], language=state["language"], answer=draft.answer,
+            refused=draft.refused, citations=draft.citations, passages=list(state["passages"]),
+            grounding=draft.grounding, answerer=draft.answerer,
+            timings_ms={k: round(v, 2) for k, v in timings.items()}, id=uuid.uuid4().hex,
+            standalone_question=state["standalone"], refusal_reason=draft.refusal_reason,
+        )
+
+
+def _given(state: dict[str, Any]) -> list[Passage]:
+    return list(state["passages"][: extractive.MAX_PASSAGES])
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000.0
+
+
+def _pieces(text: str) -> Iterator[str]:
+    """The text in sentence-sized deltas that concatenate back to it exactly."""
+    at = 0
+    for sentence in grounding.split_answer(text):
+        end = text.find(sentence, at)
+        if end < 0:
+            break
+        end += len(sentence)
+        yield text[at:end]
+        at = end
+    if at < len(text):
+        yield text[at:]
+
+
+def make_pipeline(settings: Settings, embedder: Any, retrieve: Retrieve, chat_model: Any = None) -> AnswerPipeline:
+    """The pipeline for `settings.llm`; `chat_model` overrides the configured one (tests pass fakes)."""
+    from assistant.answering.llm import make_chat_model
+
+    model = chat_model if chat_model is not None else make_chat_model(settings)
+    return AnswerPipeline(settings, embedder, retrieve, chat_model=model)

@@ -1,0 +1,272 @@
+"""The embedded answerer: picks the passage sentences that best answer the question and quotes them.
+
+Its framing ("文書によると", "The documents say:") asserts nothing; every fact is a verbatim quote of a
+passage sentence with its `[n]`, and `Citation.text[start:end] == quote`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from assistant.types import Citation, Passage
+
+MAX_PASSAGES = 5
+MAX_QUOTES = 3
+MIN_SENTENCE_CHARS = 8
+KEYWORD_WEIGHT = 0.15
+ENTITY_BONUS = 0.03
+# A second or third quote must score almost as well as the best one, or it only adds noise.
+EXTRA_MARGIN = 0.012
+
+_ASK_DATE = re.compile(r"いつ|何日|何月|何年|日付|時期|when\b|what date|what year|which year|which day", re.IGNORECASE)
+_ASK_NUMBER = re.compile(
+    r"どのくらい|どれくらい|どれほど|どれだけ|何人|何個|いくつ|何%|何パーセント|何割|何週|何か月|何ヶ月|何回|何カ国|何か国"
+    r"|how many|how much|how long|how often|what percentage|what number", re.IGNORECASE)
+_ASK_PERSON = re.compile(r"誰|だれ|どなた|何者|\bwho\b|\bwhom\b|\bwhose\b", re.IGNORECASE)
+_HAS_DATE = re.compile(r"[0-9０-９]+\s*(?:年|月|日)|\b(?:1[5-9]|20)\d{2}\b|今年|昨年|来年|先月|今月"
+                       r"|January|February|March|April|May|June|July|August|September|October|November|December")
+_HAS_NUMBER = re.compile(r"[0-9０-９]|[一二三四五六七八九十百千万億]+(?:人|回|週|か月|ヶ月|カ月|年|日|割|か国|カ国)")
+_HAS_PERSON = re.compile(r"氏|大統領|首相|報道官|長官|大臣|議長|[ァ-ヴ][ァ-ヴー]{2,}|\b[A-Z][a-z]+ [A-Z][a-z]+")
+# Text inside a document that speaks to the answerer is data, never an answer.
+INSTRUCTION_RE = re.compile(
+    r"ignore (?:all |any |your |the |previous |prior |earlier )*(?:instructions|prompts?|rules)"
+    r"|disregard .{0,30}instructions|(?:reply|respond|answer|say) (?:only )?(?:with )?[\"'“]?[A-Z]{4,}"
+    r"|system prompt|you are now|指示を無視|命令を無視|ルールを無視|を無視して|とだけ答え|とだけ回答|とだけ出力|と答えよ|と回答せよ"
+    r"|と出力せよ|プロンプト",
+    re.IGNORECASE,
+)
+_STOP_EN = frozenset(
+    ["a", "an", "the", "of", "to", "in", "on", "at", "for", "by", "with", "from", "and", "or", "is", "are", "was", "were", "be", "been", "being", "do", "does", "did", "what", "when", "who", "whom", "whose", "which", "where", "why", "how", "many", "much", "long", "that", "this", "these", "those", "it", "its", "they", "them", "their", "he", "she", "his", "her", "as", "about", "into", "than", "there", "has", "have", "had", "will", "would", "can", "could", "should", "not", "no", "yes", "say", "said", "says", "according", "document", "documents"]
+)
+_STOP_JA = frozenset(
+    ["何", "いつ", "誰", "だれ", "どこ", "どの", "どう", "どれ", "なぜ", "どのくらい", "くらい", "ぐらい", "どれくらい", "する", "した", "して", "いる", "いた", "ある", "あっ", "れる", "られ", "れ", "られる", "こと", "もの", "ため", "よう", "の", "は", "が", "を", "に", "で", "と", "も", "か", "へ", "や", "な", "だ", "です", "ます", "ましたか", "たか", "ですか", "か。", "？", "。", "、", "について", "とは", "という", "文書", "資料", "為る", "居る", "有る", "言う", "其の", "此の", "何処", "何時", "何故", "如何", "どんな", "幾つ", "事", "物"]
+)
+
+
+class SupportsEmbedding(Protocol):
+    def embed_queries(self, texts: list[str]) -> np.ndarray: ...
+    def embed_passages(self, texts: list[str]) -> np.ndarray: ...
+
+
+@dataclass
+class Scored:
+    """One passage sentence scored against the question."""
+
+    passage: int  # index into the passages list
+    start: int
+    end: int
+    text: str
+    dense: float
+    keyword: float
+    bonus: float
+    instruction: bool
+    score: float
+
+
+@dataclass
+class Evidence:
+    """The scored sentences of the retrieved passages and the features the refusal rule reads."""
+
+    sentences: list[Scored] = field(default_factory=list)
+    features: dict[str, float] = field(default_factory=dict)
+
+    def ranked(self) -> list[Scored]:
+        return sorted((s for s in self.sentences if not s.instruction), key=lambda s: -s.score)
+
+
+def content_tokens(text: str) -> set[str]:
+    """Keyword tokens of a question or sentence without particles, question words and punctuation."""
+    from assistant.keyword.tokenize import Analysis, tokenize
+    from assistant.text.normalize import search_form
+
+    out = set()
+    for tok in tokenize(search_form(text).text, Analysis(bigrams=False)):
+        t = tok.strip().lower()
+        if not t or t in _STOP_EN or t in _STOP_JA or re.fullmatch(r"[\W_]+", t):
+            continue
+        if re.fullmatch(r"[\u3040-\u309f]{1,2}", t):  # short hiragana: particles and endings
+            continue
+        out.add(t)
+    return out
+
+
+def asked_entity(question: str) -> re.Pattern[str] | None:
+    """The pattern of what the question asks for (a date, a number, a person), if it says."""
+    if _ASK_DATE.search(question):
+        return _HAS_DATE
+    if _ASK_NUMBER.search(question):
+        return _HAS_NUMBER
+    if _ASK_PERSON.search(question):
+        return _HAS_PERSON
+    return None
+
+
+class SentenceScorer:
+    """Splits passages into sentences and scores them; sentence vectors are cached by text."""
+
+    def __init__(self, embedder: SupportsEmbedding, cache_size: int = 50_000) -> None:
+        self.embedder = embedder
+        self.cache_size = cache_size
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._tokens: OrderedDict[str, set[str]] = OrderedDict()
+
+    def sentence_vectors(self, texts: Sequence[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        if missing:
+            for text, vec in zip(missing, self.embedder.embed_passages(missing), strict=True):
+                self._vectors[text] = np.asarray(vec, dtype=np.float32)
+            while len(self._vectors) > self.cache_size:
+                self._vectors.popitem(last=False)
+        if not texts:
+            return np.zeros((0, 1), dtype=np.float32)
+        return np.stack([self._vectors[t] for t in texts])
+
+    def query_vector(self, question: str) -> np.ndarray:
+        vec = self._queries.get(question)
+        if vec is None:
+            vec = np.asarray(self.embedder.embed_queries([question])[0], dtype=np.float32)
+            self._queries[question] = vec
+            if len(self._queries) > 1000:
+                self._queries.popitem(last=False)
+        return vec
+
+    def tokens(self, text: str) -> set[str]:
+        toks = self._tokens.get(text)
+        if toks is None:
+            toks = content_tokens(text)
+            self._tokens[text] = toks
+            if len(self._tokens) > self.cache_size:
+                self._tokens.popitem(last=False)
+        return toks
+
+    def score(self, question: str, passages: Sequence[Passage]) -> Evidence:
+        """Scores every sentence of the top passages and computes the refusal features."""
+        from assistant.text.chunking import split_sentences
+        from assistant.text.lang import detect_language
+
+        top = list(passages[:MAX_PASSAGES])
+        spans: list[tuple[int, int, int, str]] = []
+        for i, p in enumerate(top):
+            for s, e in split_sentences(p.text):
+                s, e = _trim(p.text, s, e)
+                if e - s >= MIN_SENTENCE_CHARS:
+                    spans.append((i, s, e, p.text[s:e]))
+        q_tokens = self.tokens(question)
+        want = asked_entity(question)
+        scored: list[Scored] = []
+        if spans:
+            q_vec = self.query_vector(question)
+            dense = self.sentence_vectors([t for *_, t in spans]) @ q_vec
+            for (i, s, e, text), d in zip(spans, dense, strict=True):
+                kw = len(q_tokens & self.tokens(text)) / len(q_tokens) if q_tokens else 0.0
+                bonus = ENTITY_BONUS if want is not None and want.search(text) else 0.0
+                instruction = bool(INSTRUCTION_RE.search(text))
+                score = float(d) + KEYWORD_WEIGHT * kw + bonus - 0.002 * i
+                scored.append(Scored(i, s, e, text, float(d), kw, bonus, instruction, score))
+        evidence = Evidence(scored)
+        evidence.features = self._features(question, q_tokens, top, evidence, detect_language)
+        return evidence
+
+    def _features(self, question: str, q_tokens: set[str], top: Sequence[Passage], evidence: Evidence,
+                  detect_language: object) -> dict[str, float]:
+        ranked = evidence.ranked()
+        best = ranked[0] if ranked else None
+        p_tokens: set[str] = set()
+        for p in top[:3]:
+            p_tokens |= self.tokens(p.text)
+        q_lang = detect_language(question)  # type: ignore[operator]
+        p_lang = (top[0].language or detect_language(top[0].text)) if top else q_lang  # type: ignore[operator]
+        s_dense = max((s.dense for s in ranked), default=0.0)
+        mean_dense = sum(s.dense for s in ranked) / len(ranked) if ranked else 0.0
+        top_dense = top[0].scores.get("dense", s_dense) if top else 0.0
+        return {
+            "s_dense": s_dense,
+            "s_kw": max((s.keyword for s in ranked), default=0.0),
+            "s_gap": s_dense - mean_dense,
+            "s_best": best.score if best else 0.0,
+            "p_kw": len(q_tokens & p_tokens) / len(q_tokens) if q_tokens else 0.0,
+            "p_dense": float(top_dense),
+            "xling": float(q_lang != p_lang),
+            "q_terms": float(len(q_tokens)),
+        }
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    """Drops surrounding spaces and bullet marks, so the quote starts at the sentence's first word."""
+    while start < end and (text[start].isspace() or text[start] in "•・-*●○■□◆◇"):
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def select(evidence: Evidence) -> list[Scored]:
+    """The best sentence and up to two near-equal others, in passage-rank then text order."""
+    ranked = evidence.ranked()
+    if not ranked:
+        return []
+    best = ranked[0]
+    chosen = [best]
+    for s in ranked[1:]:
+        if len(chosen) >= MAX_QUOTES or s.score < best.score - EXTRA_MARGIN:
+            break
+        # Overlapping chunks repeat sentences: quote each text once.
+        if any(s.text == c.text or (s.passage == c.passage and s.start < c.end and c.start < s.end)
+               for c in chosen):
+            continue
+        chosen.append(s)
+    return sorted(chosen, key=lambda s: (s.passage, s.start))
+
+
+_TIME_RE = re.compile(r"今|現在|最新|いつ|現状|目下|最近|current|now\b|latest|status|today|recent|as of|still", re.IGNORECASE)
+
+
+def is_time_sensitive(question: str) -> bool:
+    return bool(_TIME_RE.search(question))
+
+
+def _inline(quote: str) -> str:
+    """The quote as shown inside 「」: one line, without its closing full stop (still a verbatim part)."""
+    return quote.rstrip("。．. \n")
+
+
+def compose(question: str, language: str, chosen: Sequence[Scored],
+            passages: Sequence[Passage]) -> tuple[str, list[Citation]]:
+    """Writes the answer: framing that asserts nothing, then each quote verbatim with its `[n]`."""
+    citations: list[Citation] = []
+    parts: list[str] = []
+    date = ""
+    if chosen and is_time_sensitive(question):
+        date = passages[chosen[0].passage].date
+    for n, s in enumerate(chosen, start=1):
+        p = passages[s.passage]
+        citations.append(Citation(
+            n=n, chunk_id=p.chunk_id, doc_id=p.doc_id, title=p.title, section=p.section, page=p.page,
+            source=p.source, text=p.text, quote=p.text[s.start:s.end], start=s.start, end=s.end, date=p.date,
+        ))
+        quoted = _mark(_inline(s.text))
+        if language == "ja":
+            lead = (f"{date}時点の文書によると、" if date else "文書によると、") if n == 1 else "また、"
+            parts.append(f"{lead}{quoted}[{n}]。")
+        else:
+            if n == 1:
+                lead = f"According to the documents as of {date}:" if date else "The documents say:"
+            else:
+                lead = "They also say:"
+            parts.append(f"{lead} {quoted} [{n}].")
+    return ("" if language == "ja" else " ").join(parts), citations
+
+
+def _mark(quote: str) -> str:
+    """Quote marks that cannot clash with the quote itself."""
+    one_line = quote.replace("\n", "")
+    if re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", quote) or '"' in quote:
+        return f"「{one_line}」" if "「" not in quote and "」" not in quote else f"『{one_line}』"
+    return f"\"{one_line}\""

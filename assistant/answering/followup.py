@@ -1,0 +1,57 @@
+"""Follow-ups without a chat model: carry the previous question's key terms into retrieval."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+_REFERS_BACK = re.compile(
+    r"それ|その|これ|この|あの|あれ|彼ら?|彼女|同氏|同国|同様|前述|上記|そこ|そちら"
+    r"|\b(?:this|that|these|those|they|them|their|it|its|he|him|his|she|her|there|the same)\b",
+    re.IGNORECASE,
+)
+SHORT_JA_CHARS = 14
+SHORT_EN_WORDS = 5
+MAX_TERMS = 6
+
+
+def previous_question(history: Sequence[Mapping[str, str]]) -> str | None:
+    for turn in reversed(history):
+        if turn.get("role") == "user" and turn.get("content", "").strip():
+            return turn["content"].strip()
+    return None
+
+
+def needs_context(question: str) -> bool:
+    """A question that is short or refers back cannot be retrieved on its own."""
+    if _REFERS_BACK.search(question):
+        return True
+    if re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", question):
+        return len(re.sub(r"\s", "", question)) <= SHORT_JA_CHARS
+    return len(question.split()) <= SHORT_EN_WORDS
+
+
+def key_terms(question: str) -> list[str]:
+    """Content tokens of a question, in order of appearance."""
+    from assistant.answering.extractive import content_tokens
+    from assistant.keyword.tokenize import Analysis, tokenize
+    from assistant.text.normalize import search_form
+
+    wanted = content_tokens(question)
+    seen: list[str] = []
+    for tok in tokenize(search_form(question).text, Analysis(bigrams=False)):
+        t = tok.strip().lower()
+        if t in wanted and t not in seen and not _REFERS_BACK.fullmatch(t):
+            seen.append(t)
+    return seen[:MAX_TERMS]
+
+
+def carry_terms(question: str, history: Sequence[Mapping[str, str]]) -> str:
+    """The question itself, or with the previous question's key terms appended when it needs them."""
+    prev = previous_question(history)
+    if not prev or not needs_context(question):
+        return question
+    terms = [t for t in key_terms(prev) if t not in question.lower()]
+    if not terms:
+        return question
+    return f"{question} ({' '.join(terms)})"

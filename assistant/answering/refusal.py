@@ -1,0 +1,84 @@
+"""The refusal rule: a logistic model over retrieval and sentence scores, fitted by `calibrate.py`.
+
+Its parameters ship in `refusal_params.json` beside this module; the product reads nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+REFUSAL_TEXT = {
+    "en": "The documents do not answer this question.",
+    "ja": "資料にはこの質問に答える情報がありません。",
+}
+FEATURES = ("s_dense", "s_kw", "s_gap", "s_best", "p_kw", "p_dense", "xling", "xling_s_dense", "xling_s_gap",
+            "same_s_kw")
+
+
+@dataclass
+class RefusalRule:
+    """answerable probability = sigmoid(bias + sum(w * (x - mean) / scale)); refuse below `threshold`."""
+
+    weights: dict[str, float]
+    bias: float
+    threshold: float
+    mean: dict[str, float] = field(default_factory=dict)
+    scale: dict[str, float] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def probability(self, features: dict[str, float]) -> float:
+        x = expand(features)
+        z = self.bias
+        for name, w in self.weights.items():
+            z += w * (x.get(name, 0.0) - self.mean.get(name, 0.0)) / (self.scale.get(name, 1.0) or 1.0)
+        return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z))))
+
+    def refuse(self, features: dict[str, float]) -> tuple[bool, float]:
+        p = self.probability(features)
+        return p < self.threshold, p
+
+    def to_json(self) -> dict[str, Any]:
+        return {"weights": self.weights, "bias": self.bias, "threshold": self.threshold,
+                "mean": self.mean, "scale": self.scale, "meta": self.meta}
+
+
+def expand(features: dict[str, float]) -> dict[str, float]:
+    """Adds the interaction terms: keyword overlap means little across languages, density more."""
+    x = dict(features)
+    xl = x.get("xling", 0.0)
+    x["xling_s_dense"] = xl * x.get("s_dense", 0.0)
+    x["xling_s_gap"] = xl * x.get("s_gap", 0.0)
+    x["same_s_kw"] = (1.0 - xl) * x.get("s_kw", 0.0)
+    return x
+
+
+# Used only when the shipped parameters are missing: refuse unless a sentence is both close in
+# meaning and (for same-language questions) shares the question's key terms.
+_FALLBACK = RefusalRule(
+    weights={"s_dense": 1.0, "same_s_kw": 1.0, "xling_s_dense": 0.5},
+    bias=0.0, threshold=0.5,
+    mean={"s_dense": 0.84, "same_s_kw": 0.3, "xling_s_dense": 0.0},
+    scale={"s_dense": 0.02, "same_s_kw": 0.15, "xling_s_dense": 0.02},
+    meta={"source": "built-in fallback"},
+)
+
+
+@lru_cache(maxsize=1)
+def load_rule() -> RefusalRule:
+    """The fitted rule shipped with the package, or a conservative built-in one."""
+    try:
+        raw = resources.files("assistant.answering").joinpath("refusal_params.json").read_text("utf-8")
+    except (FileNotFoundError, ModuleNotFoundError):
+        return _FALLBACK
+    data = json.loads(raw)
+    return RefusalRule(weights=data["weights"], bias=data["bias"], threshold=data["threshold"],
+                       mean=data.get("mean", {}), scale=data.get("scale", {}), meta=data.get("meta", {}))
+
+
+def refusal_text(language: str) -> str:
+    return REFUSAL_TEXT.get(language, REFUSAL_TEXT["en"])
