@@ -2,7 +2,7 @@
 
 Usage: .venv/bin/python eval/fit_fusion.py [--data-dir .data/eval-retrieval] [--jsquad-sample 1500]
 Writes assistant/fusion_params.json (shipped with the package) and eval/reports/fusion_fit.json.
-The split is the evaluation's own fixed-seed split (assistant.evaluation.retrieval_eval.split_of).
+The split is the retrieval evaluation's own fixed-seed split (`retrieval_eval --split fit|test`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from assistant.core import make_assistant  # noqa: E402
-from assistant.evaluation.retrieval_eval import build_corpus, load_queries, split_of  # noqa: E402
+from assistant.evaluation.datasets import load_shared, sample_queries  # noqa: E402
+from assistant.evaluation.retrieval_eval import split_queries, write_corpus  # noqa: E402
 from assistant.retrieval import Candidate, FusionWeights, fuse  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
 
@@ -59,21 +60,24 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data-dir", type=Path, default=REPO / ".data" / "eval-retrieval")
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "datasets")
-    ap.add_argument("--jsquad-sample", type=int, default=1500)
+    ap.add_argument("--sample", type=int, default=None, help="queries per set (default: all)")
     args = ap.parse_args()
 
     settings = Settings(data_dir=args.data_dir, models_dir=REPO / ".data" / "models")
     a = make_assistant(settings)
     folder = args.data_dir / "corpus"
-    if not folder.exists():
-        build_corpus(args.shared / "retrieval" / "corpus.jsonl", folder, titles=True)
+    corpus, all_queries = load_shared(args.shared)
+    doc_map = write_corpus(corpus, folder)
+    pid_doc = {pid: name for name, pid in doc_map.items()}
     report = a.ingest([folder])
     print(f"ingest: added {len(report.added)} skipped {len(report.skipped)} in {report.seconds:.1f}s", flush=True)
-    queries = load_queries(args.shared / "retrieval" / "queries.jsonl")
-    rng = random.Random(13)
-    jsq = [q for q in queries if q["set"] == "jsquad"]
-    rng.shuffle(jsq)
-    queries = [q for q in queries if q["set"] != "jsquad"] + jsq[: args.jsquad_sample]
+    split: dict[str, str] = {}
+    queries = []
+    for rows in sample_queries(all_queries, args.sample, 13).values():
+        for part in ("fit", "test"):
+            for q in split_queries(rows, part, 13):
+                split[q["qid"] + q["set"]] = part
+                queries.append(q)
 
     cache: list[tuple[dict, dict[str, Candidate]]] = []
     for n, q in enumerate(queries, 1):
@@ -82,7 +86,7 @@ def main() -> int:
         if n % 500 == 0:
             print(f"  {n}/{len(queries)} queries", flush=True)
     chunk_doc = {c.chunk_id: c.doc_id for c in a.index.load_chunks([cid for _, cs in cache for cid in cs]).values()}
-    gold = {q["qid"]: f"{q['gold_pid']}.txt" for q, _ in cache}
+    gold = {q["qid"] + q["set"]: pid_doc[q["gold_pid"]] for q, _ in cache}
 
     def evaluate(items: list[tuple[dict, dict[str, Candidate]]], w: FusionWeights | str) -> dict[str, float]:
         rows = []
@@ -95,7 +99,7 @@ def main() -> int:
                                key=lambda x: -x[1])
             else:
                 pairs = fuse(cands, w)
-            rows.append(metrics(rank_docs(pairs, chunk_doc), gold[q["qid"]]))
+            rows.append(metrics(rank_docs(pairs, chunk_doc), gold[q["qid"] + q["set"]]))
         return mean(rows)
 
     from assistant.text.lang import detect_language
@@ -103,7 +107,7 @@ def main() -> int:
     by_lang: dict[str, dict[str, list]] = {}
     for q, cands in cache:
         lang = detect_language(q["question"])
-        part = split_of(q["qid"])
+        part = split[q["qid"] + q["set"]]
         by_lang.setdefault(lang, {"fit": [], "test": []})[part].append((q, cands))
 
     fitted: dict[str, dict[str, float]] = {}
@@ -131,15 +135,15 @@ def main() -> int:
     out["weights"] = fitted
     per_set: dict[str, dict] = {}
     for set_name in sorted({q["set"] for q, _ in cache}):
-        items = [(q, c) for q, c in cache if q["set"] == set_name and split_of(q["qid"]) == "test"]
+        items = [(q, c) for q, c in cache if q["set"] == set_name and split[q["qid"] + q["set"]] == "test"]
         lang = detect_language(items[0][0]["question"])
         w = FusionWeights(**fitted[lang])
         per_set[set_name] = {"n": len(items), "dense": evaluate(items, "dense"),
                              "keyword": evaluate(items, "keyword"), "hybrid": evaluate(items, w)}
         print(set_name, json.dumps(per_set[set_name]), flush=True)
     out["test_by_set"] = per_set
-    params = {"weights": fitted, "fitted_on": "fit half of ../shared/datasets/retrieval (split_of), "
-              f"jsquad sample {args.jsquad_sample}, seed 13"}
+    params = {"weights": fitted, "fitted_on": "fit half (seed 13) of ../shared/datasets/retrieval queries, "
+              f"sample per set: {args.sample or 'all'}"}
     (REPO / "assistant" / "fusion_params.json").write_text(json.dumps(params, indent=2) + "\n", encoding="utf-8")
     (REPO / "eval" / "reports").mkdir(parents=True, exist_ok=True)
     (REPO / "eval" / "reports" / "fusion_fit.json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
