@@ -21,7 +21,7 @@ from tests.helpers import CORPUS, free_port, make_settings
 pytestmark = pytest.mark.slow
 
 Q_JA = "米ロ首脳会談はどこで行われましたか？"
-Q_EN = "Where did the US-Russia summit take place?"
+Q_EN = "How long did Trump postpone sanctions on Russia?"
 UPLOAD_MD = """---
 title: 架空の島の灯台について
 date: 2024-05-01
@@ -127,8 +127,8 @@ def test_ask_japanese_has_verified_citation(client: httpx.Client) -> None:
 
 
 def test_ask_english(client: httpx.Client) -> None:
-    a = client.post("/api/ask", json={"question": Q_EN, "top_k": 3}).json()
-    assert a["language"] == "en" and not a["refused"] and a["citations"]
+    a = client.post("/api/ask", json={"question": Q_EN}).json()
+    assert a["language"] == "en" and not a["refused"] and a["citations"], a["refusal_reason"]
 
 
 def test_follow_up_uses_history(client: httpx.Client) -> None:

@@ -31,7 +31,7 @@ TITLE = "ブリーフィング・アシスタント / Briefing Assistant"
 EXAMPLES = [
     "米ロ首脳会談はどこで行われましたか？",
     "ロシア外務省報道官は安全保障について何と述べましたか？",
-    "Where did the US-Russia summit take place?",
+    "How long did Trump postpone sanctions on Russia?",
     "What peace conditions were reportedly discussed at the summit?",
 ]
 STREAM_EVERY_S = 0.05
