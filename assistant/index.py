@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from assistant.keyword.index import KeywordIndex
+from assistant.keyword.index import KeywordIndex, KeywordIndexError
 from assistant.types import Chunk
 
 SCHEMA = """
@@ -83,7 +83,20 @@ class Index:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(SCHEMA)
-        self.keyword = KeywordIndex(self.conn)
+        try:
+            self.keyword = KeywordIndex(self.conn)
+        except KeywordIndexError as exc:
+            if "built with" not in str(exc):
+                raise
+            self.keyword = self._reset_keyword_index()
+
+    def _reset_keyword_index(self) -> KeywordIndex:
+        """The keyword weighting changed: empty the keyword index and mark every document for re-indexing."""
+        with self.transaction() as conn:
+            for table in ("kw_posting", "kw_chunk", "kw_term", "kw_meta"):
+                conn.execute(f"DELETE FROM {table}")
+            conn.execute("UPDATE documents SET versions = json_set(versions, '$.tokenizer', 'reset')")
+        return KeywordIndex(self.conn)
 
     def close(self) -> None:
         self.conn.close()

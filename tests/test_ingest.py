@@ -215,3 +215,16 @@ def test_sidecar_title_change_reembeds(tmp_path: Path, corpus: Path) -> None:
     after = a.vectors.store.get(ids=[chunk.chunk_id], include=["embeddings"])["embeddings"][0]
     assert a.index.doc_chunks("note.txt")[0].title == "Arctic shipping lanes"
     assert sum((x - y) ** 2 for x, y in zip(before, after, strict=True)) > 1e-6
+
+
+def test_keyword_weighting_change_resets_and_reindexes(tmp_path: Path, corpus: Path) -> None:
+    settings = make_settings(tmp_path / "data")
+    a = make_assistant(settings)
+    a.ingest([corpus])
+    a.index.conn.execute("UPDATE kw_meta SET value = 'older-weighting' WHERE key = 'version'")
+    a.index.close()
+    b = make_assistant(settings)  # opens despite the stale keyword index
+    assert b.index.keyword.count() == 0
+    report = b.ingest([corpus])
+    assert report.changed == [BRIEFING] and "tokenizer changed" in report.reindexed[BRIEFING]
+    assert b.index.keyword.count() == b.index.counts()["chunks"] > 0
