@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant.errors import UserError
+from assistant.errors import UserError, check_question
 from assistant.index import Index
 from assistant.ingest import UPLOAD_ORIGIN, Ingestor, Job, sanitize_filename
 from assistant.retrieval import Mode, Retriever
@@ -171,21 +171,6 @@ class Assistant:
             "keyword_chunks": self.index.keyword.count(),
             "answerer": self.settings.llm,
         }
-
-
-def check_question(question: str, max_chars: int) -> str:
-    """Strips control characters; rejects empty and over-long questions with a bilingual message."""
-    cleaned = "".join(ch for ch in question if ch in "\n\t" or not (ord(ch) < 32 or 127 <= ord(ch) < 160))
-    cleaned = cleaned.strip()
-    if not cleaned:
-        raise UserError("empty_question", "Please type a question.", "質問を入力してください。")
-    if len(cleaned) > max_chars:
-        raise UserError(
-            "question_too_long",
-            f"The question is {len(cleaned)} characters long; the limit is {max_chars}.",
-            f"質問が長すぎます（{len(cleaned)}文字）。上限は{max_chars}文字です。",
-        )
-    return cleaned
 
 
 def make_assistant(settings: Settings | None = None) -> Assistant:

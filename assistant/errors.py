@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
+# Control characters (but tab and line breaks), zero-width and bidirectional marks.
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060\ufeff]")
+
 
 class UserError(Exception):
     """An error caused by input; `code` is stable, messages are shown to the user as they are."""
@@ -27,3 +32,17 @@ class ServiceUnavailable(UserError):
     """A backing service (Chroma server, model server) cannot be reached."""
 
     status = 503
+
+
+def check_question(question: str, max_chars: int) -> str:
+    """Strips control characters; rejects empty and over-long questions with a bilingual message."""
+    cleaned = _CONTROL_RE.sub("", question).strip()
+    if not cleaned:
+        raise UserError("empty_question", "Please type a question.", "質問を入力してください。")
+    if len(cleaned) > max_chars:
+        raise UserError(
+            "question_too_long",
+            f"The question is {len(cleaned)} characters long; the limit is {max_chars}.",
+            f"質問が長すぎます（{len(cleaned)}文字）。上限は{max_chars}文字です。",
+        )
+    return cleaned

@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from assistant.settings import Settings, apply_offline_env  # noqa: E402
+from assistant.settings import Settings, apply_offline_env
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -11,18 +11,17 @@ import argparse
 import itertools
 import json
 import math
-import random
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from assistant.core import make_assistant  # noqa: E402
-from assistant.evaluation.datasets import load_shared, sample_queries  # noqa: E402
-from assistant.evaluation.retrieval_eval import split_queries, write_corpus  # noqa: E402
-from assistant.retrieval import Candidate, FusionWeights, fuse  # noqa: E402
-from assistant.settings import Settings  # noqa: E402
+from assistant.core import make_assistant
+from assistant.evaluation.datasets import load_shared, sample_queries
+from assistant.evaluation.retrieval_eval import split_queries, write_corpus
+from assistant.retrieval import Candidate, FusionWeights, fuse
+from assistant.settings import Settings
 
 KW_WEIGHTS = [0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 1e3]
 BM25_HALF = [2.0, 4.0, 8.0, 12.0, 20.0, 40.0]

@@ -65,7 +65,7 @@ def test_undecodable_bytes_are_refused_not_dropped() -> None:
 
 
 def test_a_few_bad_bytes_are_replaced_with_a_warning() -> None:
-    data = ("和平交渉の現状と展望。" * 400).encode("utf-8") + b"\xff" + "以上。".encode("utf-8")
+    data = ("和平交渉の現状と展望。" * 400).encode("utf-8") + b"\xff" + "以上。".encode()
     text, _, warnings = decode_text(data)
     assert text.count("\ufffd") == 1 and "1 undecodable" in warnings[0]
 

@@ -20,11 +20,11 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 import uvicorn
-from fastapi import FastAPI
 from slack_sdk.signature import SignatureVerifier
 
 from assistant.errors import UserError
 from assistant.feedback import FeedbackStore
+from assistant.interfaces.server import make_app
 from assistant.interfaces.slack import clean_text, language_of, make_bolt_app, run_socket_mode, slack_router
 from assistant.interfaces.slack_blocks import (
     MAX_BLOCKS,
@@ -37,7 +37,6 @@ from assistant.interfaces.slack_blocks import (
 from assistant.settings import Settings
 from assistant.types import Answer, Citation
 from tests.fake_slack import BOT_ID, BOT_USER_ID, TEAM_ID, Call, FakeSlack
-from assistant.interfaces.server import make_app
 from tests.helpers import CORPUS, REPO, free_port, make_settings
 
 SECRET = "test-signing-secret-0123456789abcdef"

@@ -7,7 +7,6 @@ the guards keep only verified sentences, falling back to the extractive answer w
 from __future__ import annotations
 
 import logging
-import re
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
@@ -20,7 +19,7 @@ from assistant import grounding
 from assistant.answering import extractive, followup, prompts
 from assistant.answering.guards import AnswerGuard, GuardResult
 from assistant.answering.refusal import RefusalRule, load_rule, refusal_text
-from assistant.errors import UserError
+from assistant.errors import check_question
 from assistant.settings import Settings
 from assistant.types import Answer, Citation, Grounding, Passage
 
@@ -30,7 +29,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Retrieve = Callable[[str, int, "Filters | None"], list[Passage]]
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2060\ufeff]")
 
 
 @dataclass
@@ -46,17 +44,8 @@ class Draft:
 
 
 def clean_question(question: str, max_chars: int) -> str:
-    """Strips control characters; empty or over-long questions are the user's error."""
-    text = _CONTROL_RE.sub("", question or "").replace("\r", " ").replace("\n", " ").replace("\t", " ").strip()
-    if not text:
-        raise UserError("empty_question", "Please type a question.", "質問を入力してください。")
-    if len(text) > max_chars:
-        raise UserError(
-            "question_too_long",
-            f"The question is too long ({len(text)} characters; at most {max_chars}).",
-            f"質問が長すぎます（{len(text)} 文字。上限は {max_chars} 文字です）。",
-        )
-    return text
+    """The shared question check (`check_question`), with line breaks folded into spaces."""
+    return check_question(question or "", max_chars).replace("\r", " ").replace("\n", " ").replace("\t", " ")
 
 
 class AnswerPipeline:

@@ -21,8 +21,8 @@ from fastapi import APIRouter, File, Request, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from assistant.core import Assistant, Filters, check_question
-from assistant.errors import UserError
+from assistant.core import Assistant, Filters
+from assistant.errors import UserError, check_question
 from assistant.feedback import FeedbackStore
 from assistant.querylog import QueryLog
 from assistant.settings import Settings

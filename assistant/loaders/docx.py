@@ -13,7 +13,7 @@ from assistant.types import Block, BlockKind, DocMeta, LoadedDocument
 
 SUFFIXES = {".docx"}
 
-_HEADING_STYLE = re.compile(r"^(heading|見出し)\s*\d|^(title|表題)$", re.I)
+_HEADING_STYLE = re.compile(r"^(heading|見出し)\s*\d|^(title|表題)$", re.IGNORECASE)
 
 
 def load(path: Path, opts: LoadOptions) -> LoadedDocument:

@@ -27,7 +27,7 @@ _BLOCKS = {
     "body", "center", "details", "summary", "caption", "html",
 }
 _BREAK = "\x00"  # stands for <br> until whitespace is collapsed
-_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w.:-]+)""", re.I)
+_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w.:-]+)""", re.IGNORECASE)
 _DATE_NAMES = (
     "date", "dc.date", "dc.date.issued", "dcterms.date", "dcterms.issued", "article:published_time",
     "pubdate", "publish_date", "citation_publication_date", "og:published_time",

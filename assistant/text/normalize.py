@@ -31,7 +31,7 @@ _RADICAL_SUPPLEMENT = {
     0x46FE: 0x306E,  # 䛾, a rare ideograph Word-made PDFs emit for の
 }
 # Invisible characters that break matching and quoting; form feeds and the like become newlines.
-_INVISIBLE = dict.fromkeys([0x200B, 0x2060, 0xFEFF, 0x00AD, *range(0x00, 0x09), 0x7F], None)
+_INVISIBLE = dict.fromkeys([0x200B, 0x2060, 0xFEFF, 0x00AD, *range(0x09), 0x7F], None)
 _SPACE_RUN = re.compile(r"[^\S\n]{2,}|[^\S\n\u3000 ]")
 _BULLET = re.compile(
     r"^\s*(?:[•・◦▪●○■□◆◇▶►‣⁃※]|[-*+](?=\s)|[\u2460-\u2473\u2776-\u277F\u2474-\u2487]"
