@@ -126,7 +126,7 @@ def _is_connection_error(exc: BaseException) -> bool:
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
-    out = []
+    out: list[BaseException] = []
     seen: BaseException | None = exc
     while seen is not None and len(out) < 10:
         out.append(seen)
