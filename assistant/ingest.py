@@ -7,12 +7,14 @@ point leaves queries seeing each document's previous state; the next run finishe
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import re
 import time
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,6 +132,21 @@ class Ingestor:
         self.vectors = vectors
         self.versions = current_versions(settings, embedder_version)
 
+    @contextmanager
+    def writer(self) -> Iterator[None]:
+        """One writer at a time per data directory, across threads and processes (an exclusive file lock).
+
+        Without it, one run's recovery could delete vectors another run has written but not yet committed.
+        """
+        lock_path = self.settings.index_db.with_name("ingest.lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with lock_path.open("a") as fp:
+            fcntl.flock(fp, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fp, fcntl.LOCK_UN)
+
     def recover(self) -> int:
         """Deletes vectors a killed run wrote but never committed; returns how many."""
         orphans = self.index.journal_orphans()
@@ -139,6 +156,10 @@ class Ingestor:
         return len(orphans)
 
     def run(self, paths: Sequence[Path], prune: bool = False, progress: ProgressFn | None = None) -> IngestReport:
+        with self.writer():
+            return self._run(paths, prune, progress)
+
+    def _run(self, paths: Sequence[Path], prune: bool, progress: ProgressFn | None) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport()
         self.recover()
@@ -150,20 +171,25 @@ class Ingestor:
             for origin in origins:
                 for rec in self.index.records(origin=origin):
                     if (origin, rec.doc_id) not in seen:
-                        self.delete(rec.doc_id)
+                        self._delete(rec.doc_id)
                         report.removed.append(rec.doc_id)
         report.seconds = round(time.perf_counter() - started, 3)
         return report
 
     def run_jobs(self, jobs: list[Job], progress: ProgressFn | None = None) -> IngestReport:
-        started = time.perf_counter()
-        report = IngestReport()
-        self.recover()
-        self._process(jobs, report, progress)
-        report.seconds = round(time.perf_counter() - started, 3)
-        return report
+        with self.writer():
+            started = time.perf_counter()
+            report = IngestReport()
+            self.recover()
+            self._process(jobs, report, progress)
+            report.seconds = round(time.perf_counter() - started, 3)
+            return report
 
     def delete(self, doc_id: str) -> bool:
+        with self.writer():
+            return self._delete(doc_id)
+
+    def _delete(self, doc_id: str) -> bool:
         old = self.index.delete_document(doc_id)
         if old:
             self.vectors.delete(old)

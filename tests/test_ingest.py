@@ -228,3 +228,28 @@ def test_keyword_weighting_change_resets_and_reindexes(tmp_path: Path, corpus: P
     report = b.ingest([corpus])
     assert report.changed == [BRIEFING] and "tokenizer changed" in report.reindexed[BRIEFING]
     assert b.index.keyword.count() == b.index.counts()["chunks"] > 0
+
+
+def test_two_processes_ingesting_at_once_stay_consistent(tmp_path: Path) -> None:
+    folders = []
+    for name in ("left", "right"):
+        folder = tmp_path / name
+        folder.mkdir()
+        for i in range(25):
+            text = "\n\n".join(f"{name}側の文書{i}の第{j}文は、北極海航路と資源開発の論点{j}を述べる。" for j in range(20))
+            (folder / f"{name}{i:02d}.txt").write_text(text, encoding="utf-8")
+        folders.append(folder)
+    data = tmp_path / "data"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(data), str(f)], cwd=REPO, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for f in folders]
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-2000:]
+    a = make_assistant(make_settings(data))
+    assert len(a.list_documents()) == 50
+    counts = a.index.counts()
+    assert a.vectors.count() == counts["chunks"] == a.index.keyword.count()
+    for name in ("left", "right"):
+        hits = a.retrieve(f"{name}側の文書7の第3文", top_k=5, mode="dense")
+        assert hits and all(p.chunk_id in set(a.index.chunk_ids(p.doc_id)) for p in hits)
