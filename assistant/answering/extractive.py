@@ -154,9 +154,11 @@ class SentenceScorer:
         top = list(passages[:MAX_PASSAGES])
         spans: list[tuple[int, int, int, str]] = []
         for i, p in enumerate(top):
+            # A heading names a topic and asserts nothing: it is never quoted as an answer.
+            headings = {h.strip() for h in (p.section, p.title) if h and h.strip()}
             for s, e in split_sentences(p.text):
                 s, e = _trim(p.text, s, e)
-                if e - s >= MIN_SENTENCE_CHARS:
+                if e - s >= MIN_SENTENCE_CHARS and p.text[s:e].strip() not in headings:
                     spans.append((i, s, e, p.text[s:e]))
         q_tokens = self.tokens(question)
         want = asked_entity(question)
