@@ -63,3 +63,31 @@ def test_a_chroma_server_that_is_down_gives_a_clear_error(tmp_path: Path) -> Non
         make_assistant(make_settings(tmp_path / "data", chroma_url=url))
     assert err.value.code == "chroma_unavailable"
     assert url in err.value.message and "接続できません" in err.value.message_ja
+
+
+def test_a_chroma_server_that_goes_down_gives_a_clear_error_not_a_crash(tmp_path: Path) -> None:
+    exe = str(CHROMA) if CHROMA.exists() else shutil.which("chroma")
+    if not exe:
+        pytest.skip("the chroma command is not installed")
+    port = free_port()
+    proc = subprocess.Popen([exe, "run", "--path", str(tmp_path / "db"), "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "chroma server did not start"
+                time.sleep(0.2)
+        a = make_assistant(make_settings(tmp_path / "data", chroma_url=url))
+        a.ingest([CORPUS])
+        assert a.retrieve("ロシア", top_k=2)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    with pytest.raises(ServiceUnavailable) as err:
+        a.retrieve("ロシア", top_k=2)
+    assert err.value.status == 503 and err.value.code == "chroma_unavailable"
