@@ -33,7 +33,8 @@ fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   echo "==> installing torch (CPU build)"
-  .venv/bin/pip install -q "torch==2.13.0"
+  .venv/bin/pip install -q "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -c "import torch" || { echo "torch did not install" >&2; exit 1; }
 fi
 extras=""
 [ "$want_test" = 1 ] && extras="[test]"
