@@ -355,20 +355,3 @@ def test_http_backend_posts_questions_and_reads_answer_json() -> None:
     records = harness.run_questions(FAKE_QS[:2], backend)
     assert seen[1]["history"] and seen[1]["top_k"] is None
     assert records[0]["retrieval"]["r@1"] == 1.0  # from the answer's own passages when /api/retrieve is absent
-
-
-def test_reingest_deletes_the_retitled_documents_first(tmp_path: Path) -> None:
-    from assistant.evaluation import retrieval_eval as rv
-
-    calls: list[str] = []
-
-    class FakeAssistant:
-        def delete_document(self, doc_id: str) -> bool:
-            calls.append(f"delete {doc_id}")
-            return True
-
-        def ingest(self, paths: list[Path]) -> None:
-            calls.append("ingest")
-
-    rv.reingest(FakeAssistant(), tmp_path, {"p00000.txt": "jsquad-a", "p00001.txt": "xsquadja-B-0"}, ["xsquadja-B-0"])
-    assert calls == ["delete p00001.txt", "ingest"]
