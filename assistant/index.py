@@ -142,12 +142,10 @@ class Index:
         return [r[0] for r in self.conn.execute("SELECT chunk_id FROM chunks WHERE doc_id = ?", (doc_id,))]
 
     # Journal of vectors that may be in Chroma without being committed here ---------------------
-    def journal_add(self, doc_id: str, chunk_ids: Iterable[str]) -> None:
+    def journal_add(self, entries: Iterable[tuple[str, str]]) -> None:
+        """Records (chunk_id, doc_id) pairs whose vectors are about to be written."""
         with self.transaction() as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO vector_journal (chunk_id, doc_id) VALUES (?, ?)",
-                [(cid, doc_id) for cid in chunk_ids],
-            )
+            conn.executemany("INSERT OR REPLACE INTO vector_journal (chunk_id, doc_id) VALUES (?, ?)", list(entries))
 
     def journal_orphans(self) -> list[str]:
         """Journalled vector ids that no committed chunk uses (left by a killed run)."""
@@ -165,29 +163,37 @@ class Index:
                 conn.executemany("DELETE FROM vector_journal WHERE chunk_id = ?", [(c,) for c in chunk_ids])
 
     # Writes ------------------------------------------------------------------------------------
-    def replace_document(self, record: DocRecord, display_text: str, chunks: Sequence[Chunk],
-                         search_texts: Sequence[str]) -> list[str]:
-        """Swaps a document's record, chunks and keyword postings atomically; returns the old chunk ids."""
+    def replace_documents(self, items: Sequence[tuple[DocRecord, str, Sequence[Chunk], Sequence[str]]]
+                          ) -> list[list[str]]:
+        """Swaps documents' records, chunks and keyword postings in one transaction; returns each one's old chunk ids.
+
+        Items are (record, display text, chunks, keyword texts). One commit for a batch: each document is
+        still either wholly old or wholly new, and far fewer syncs are paid.
+        """
         with self.transaction() as conn:
-            old = [r[0] for r in conn.execute("SELECT chunk_id FROM chunks WHERE doc_id = ?", (record.doc_id,))]
-            self.keyword.delete(old)
-            conn.execute("DELETE FROM chunks WHERE doc_id = ?", (record.doc_id,))
-            conn.executemany(
-                "INSERT OR REPLACE INTO chunks (chunk_id, doc_id, ordinal, text, start, end, section, page)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(c.chunk_id, c.doc_id, c.ordinal, c.text, c.start, c.end, c.section, c.page) for c in chunks],
-            )
-            self.keyword.add((c.chunk_id, c.doc_id, s) for c, s in zip(chunks, search_texts, strict=True))
-            conn.execute(
-                "INSERT OR REPLACE INTO documents (doc_id, source, origin, title, date, language, publisher,"
-                " sha256, size, versions, meta, display_text, ingested_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.doc_id, record.source, record.origin, record.title, record.date, record.language,
-                    record.publisher, record.sha256, record.size, json.dumps(record.versions),
-                    json.dumps(record.meta, ensure_ascii=False), display_text, record.ingested_at,
-                ),
-            )
+            return [self._replace(conn, *item) for item in items]
+
+    def _replace(self, conn: sqlite3.Connection, record: DocRecord, display_text: str, chunks: Sequence[Chunk],
+                 search_texts: Sequence[str]) -> list[str]:
+        old = [r[0] for r in conn.execute("SELECT chunk_id FROM chunks WHERE doc_id = ?", (record.doc_id,))]
+        self.keyword.delete(old)
+        conn.execute("DELETE FROM chunks WHERE doc_id = ?", (record.doc_id,))
+        conn.executemany(
+            "INSERT OR REPLACE INTO chunks (chunk_id, doc_id, ordinal, text, start, end, section, page)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(c.chunk_id, c.doc_id, c.ordinal, c.text, c.start, c.end, c.section, c.page) for c in chunks],
+        )
+        self.keyword.add((c.chunk_id, c.doc_id, s) for c, s in zip(chunks, search_texts, strict=True))
+        conn.execute(
+            "INSERT OR REPLACE INTO documents (doc_id, source, origin, title, date, language, publisher,"
+            " sha256, size, versions, meta, display_text, ingested_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.doc_id, record.source, record.origin, record.title, record.date, record.language,
+                record.publisher, record.sha256, record.size, json.dumps(record.versions),
+                json.dumps(record.meta, ensure_ascii=False), display_text, record.ingested_at,
+            ),
+        )
         return old
 
     def delete_document(self, doc_id: str) -> list[str]:

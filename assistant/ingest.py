@@ -293,14 +293,13 @@ class Ingestor:
                     new_ids.append(c.chunk_id)
                     texts.append(t)
                     metas.append({"doc_id": c.doc_id, "date": c.date or "", "ordinal": c.ordinal})
-        for p in batch:
-            self.index.journal_add(p.job.doc_id, [c.chunk_id for c in p.chunks])
+        self.index.journal_add((c.chunk_id, c.doc_id) for p in batch for c in p.chunks)
         if new_ids:
             self.vectors.add(new_ids, texts, metas)
         stale: list[str] = []
-        for p in batch:
-            # The keyword index sees what the embedding sees: title and section, then the chunk.
-            old = self.index.replace_document(p.record, p.display_text, p.chunks, p.embed_texts)
+        # The keyword index sees what the embedding sees: title and section, then the chunk.
+        olds = self.index.replace_documents([(p.record, p.display_text, p.chunks, p.embed_texts) for p in batch])
+        for p, old in zip(batch, olds, strict=True):
             live = {c.chunk_id for c in p.chunks}
             stale.extend(c for c in old if c not in live)
             getattr(report, p.status).append(p.job.doc_id)

@@ -24,3 +24,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+# Ingests the folder argv[2] into the data directory argv[1], printing progress: a separate process.
+INGEST_SCRIPT = """
+import sys
+from pathlib import Path
+from assistant.core import make_assistant
+from tests.helpers import make_settings
+a = make_assistant(make_settings(Path(sys.argv[1])))
+def progress(done, total, what):
+    print(done, flush=True)
+a.ingest([Path(sys.argv[2])], progress=progress)
+print("finished", flush=True)
+"""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +15,7 @@ import pytest
 
 from assistant.core import make_assistant
 from assistant.errors import ServiceUnavailable
-from tests.helpers import CORPUS, REPO, free_port, make_settings
+from tests.helpers import CORPUS, INGEST_SCRIPT, REPO, free_port, make_settings
 
 CHROMA = REPO / ".venv" / "bin" / "chroma"
 
@@ -91,3 +93,30 @@ def test_a_chroma_server_that_goes_down_gives_a_clear_error_not_a_crash(tmp_path
     with pytest.raises(ServiceUnavailable) as err:
         a.retrieve("ロシア", top_k=2)
     assert err.value.status == 503 and err.value.code == "chroma_unavailable"
+
+
+def test_two_processes_ingesting_at_once_stay_consistent(tmp_path: Path, chroma_server: str) -> None:
+    """Several processes share one data directory through a Chroma server (the supported layout)."""
+    folders = []
+    for name in ("left", "right"):
+        folder = tmp_path / name
+        folder.mkdir()
+        for i in range(25):
+            text = "\n\n".join(f"{name}側の文書{i}の第{j}文は、北極海航路と資源開発の論点{j}を述べる。" for j in range(20))
+            (folder / f"{name}{i:02d}.txt").write_text(text, encoding="utf-8")
+        folders.append(folder)
+    data = tmp_path / "data"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "ASSISTANT_CHROMA_URL": chroma_server,
+           "ASSISTANT_COLLECTION": "two_writers"}
+    procs = [subprocess.Popen([sys.executable, "-c", INGEST_SCRIPT, str(data), str(f)], cwd=REPO, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for f in folders]
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-2000:]
+    a = make_assistant(make_settings(data, chroma_url=chroma_server, collection="two_writers"))
+    assert len(a.list_documents()) == 50
+    counts = a.index.counts()
+    assert a.vectors.count() == counts["chunks"] == a.index.keyword.count()
+    for name in ("left", "right"):
+        hits = a.retrieve(f"{name}側の文書7の第3文", top_k=5, mode="dense")
+        assert hits and all(p.chunk_id in set(a.index.chunk_ids(p.doc_id)) for p in hits)
