@@ -152,7 +152,7 @@ def main() -> int:
                              "keyword": evaluate(items, "keyword"), "hybrid": evaluate(items, w)}
         print(set_name, json.dumps(per_set[set_name]), flush=True)
     out["test_by_set"] = per_set
-    params = {"weights": fitted, "fitted_on": "fit half (seed 13) of ../shared/datasets/retrieval queries, "
+    params = {"weights": fitted, "fitted_on": "fit half (seed 13) of the shared retrieval queries, "
               f"sample per set: {args.sample or 'all'}"}
     (REPO / "assistant" / "fusion_params.json").write_text(json.dumps(params, indent=2) + "\n", encoding="utf-8")
     (REPO / "eval" / "reports").mkdir(parents=True, exist_ok=True)

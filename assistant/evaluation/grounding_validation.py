@@ -156,7 +156,8 @@ def m_fmt(v: float | None) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """`grounding-check`: AUROC of the checker and the baseline on JNLI and on swapped citations."""
     p = argparse.ArgumentParser(prog="assistant eval grounding-check")
-    p.add_argument("--datasets", type=Path, default=Path("../shared/datasets"))
+    p.add_argument("--datasets", type=Path, required=True,
+                    help="the open evaluation datasets folder (JGLUE, cross-lingual SQuAD, retrieval/)")
     p.add_argument("--briefing", type=Path, default=Path("corpus/briefing-russia-ukraine-2025-08.txt"))
     p.add_argument("--set", type=Path, default=Path("eval/questions/briefing.jsonl"))
     p.add_argument("--answers", type=Path, default=Path("eval/reports/briefing.json"),

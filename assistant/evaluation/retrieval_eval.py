@@ -1,4 +1,4 @@
-"""Retrieval evaluation over `../shared/datasets/retrieval/` through the normal ingestion path.
+"""Retrieval evaluation over the datasets folder's `retrieval/` through the normal ingestion path.
 
 Every passage becomes a document file with a title sidecar, is ingested by `Assistant.ingest`, and each
 query set is searched keyword-only, dense-only and hybrid. Relevance is the gold passage's document;
@@ -154,7 +154,7 @@ def render(report: Mapping[str, Any]) -> str:
                    "titles. Files are named `p00000.txt` (mapped back to pids), since a pid would leak the "
                    "title as the fallback title."), "",
               ("Data: JGLUE JSQuAD (Yahoo Japan, CC BY-SA 4.0) and human Japanese translations of SQuAD dev "
-               "(CC BY-SA 4.0), via `../shared/datasets/retrieval/`.")]
+               "(CC BY-SA 4.0), via the datasets folder's `retrieval/`.")]
     return "\n".join(lines) + "\n"
 
 
@@ -220,7 +220,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the evaluation and writes `<out>.json` and `<out>.md`."""
     p = argparse.ArgumentParser(prog="python -m assistant.evaluation.retrieval_eval")
-    p.add_argument("--datasets", type=Path, default=Path("../shared/datasets"))
+    p.add_argument("--datasets", type=Path, required=True,
+                    help="the open evaluation datasets folder (JGLUE, cross-lingual SQuAD, retrieval/)")
     p.add_argument("--sample", type=int, help="queries per set, fixed seed (default: all)")
     p.add_argument("--split", choices=("fit", "test", "all"), default="all", help="fixed-seed 50/50 halves")
     p.add_argument("--seed", type=int, default=13)
