@@ -21,7 +21,7 @@ from typing import Any
 
 from assistant.index import DocRecord, Index, now_iso
 from assistant.keyword.tokenize import TOKENIZER_VERSION
-from assistant.loaders import load_document, supported_suffixes
+from assistant.loaders import load_document
 from assistant.settings import Settings
 from assistant.text.chunking import CHUNKER_VERSION, chunk_display
 from assistant.text.lang import detect_language
@@ -161,11 +161,8 @@ class Ingestor:
 
     def _run(self, paths: Sequence[Path], prune: bool, progress: ProgressFn | None) -> IngestReport:
         started = time.perf_counter()
-        report = IngestReport()
-        self.recover()
         jobs, failures, origins = discover(paths)
-        report.failed.extend(failures)
-        self._process(jobs, report, progress)
+        report = self._execute(jobs, progress, failures)
         if prune:
             seen = {(j.origin, j.doc_id) for j in jobs}
             for origin in origins:
@@ -178,12 +175,16 @@ class Ingestor:
 
     def run_jobs(self, jobs: list[Job], progress: ProgressFn | None = None) -> IngestReport:
         with self.writer():
-            started = time.perf_counter()
-            report = IngestReport()
-            self.recover()
-            self._process(jobs, report, progress)
-            report.seconds = round(time.perf_counter() - started, 3)
-            return report
+            return self._execute(jobs, progress)
+
+    def _execute(self, jobs: list[Job], progress: ProgressFn | None, failures: Sequence[Failure] = ()
+                 ) -> IngestReport:
+        started = time.perf_counter()
+        report = IngestReport(failed=list(failures))
+        self.recover()
+        self._process(jobs, report, progress)
+        report.seconds = round(time.perf_counter() - started, 3)
+        return report
 
     def delete(self, doc_id: str) -> bool:
         with self.writer():
@@ -238,11 +239,6 @@ class Ingestor:
             if old.sha256 == digest and not reason:
                 report.skipped.append(job.doc_id)
                 return None
-        if job.path.suffix.lower() not in supported_suffixes():
-            raise LoadError(
-                f"unsupported file type '{job.path.suffix}' (supported: {', '.join(sorted(supported_suffixes()))})",
-                f"対応していないファイル形式です（{job.path.suffix}）。対応形式: {', '.join(sorted(supported_suffixes()))}",
-            )
         loaded = load_document(job.path, self.settings.max_file_bytes, self.settings.ocr, self.settings.ocr_languages)
         display = build_display(loaded.blocks)
         if not display.text.strip():
