@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +20,8 @@ from typing import Any
 
 from assistant.keyword.index import KeywordIndex, KeywordIndexError
 from assistant.types import Chunk
+
+KeywordText = str | Mapping[str, float]  # a chunk's keyword text, or its sparse vector already weighed
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -82,6 +84,9 @@ class Index:
         self.conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=60)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
+        # Postings land all over the (term, chunk) B-tree; a 64 MB page cache keeps large indexes
+        # from rereading their inner pages on every insert (about 10% faster adds at 40k chunks).
+        self.conn.execute("PRAGMA cache_size=-65536")
         self.conn.executescript(SCHEMA)
         try:
             self.keyword = KeywordIndex(self.conn)
@@ -163,18 +168,19 @@ class Index:
                 conn.executemany("DELETE FROM vector_journal WHERE chunk_id = ?", [(c,) for c in chunk_ids])
 
     # Writes ------------------------------------------------------------------------------------
-    def replace_documents(self, items: Sequence[tuple[DocRecord, str, Sequence[Chunk], Sequence[str]]]
+    def replace_documents(self, items: Sequence[tuple[DocRecord, str, Sequence[Chunk], Sequence[KeywordText]]]
                           ) -> list[list[str]]:
         """Swaps documents' records, chunks and keyword postings in one transaction; returns each one's old chunk ids.
 
-        Items are (record, display text, chunks, keyword texts). One commit for a batch: each document is
-        still either wholly old or wholly new, and far fewer syncs are paid.
+        Items are (record, display text, chunks, keyword texts or their sparse vectors from
+        `keyword.weigh`). One commit for a batch: each document is still either wholly old or wholly
+        new, and far fewer syncs are paid.
         """
         with self.transaction() as conn:
             return [self._replace(conn, *item) for item in items]
 
     def _replace(self, conn: sqlite3.Connection, record: DocRecord, display_text: str, chunks: Sequence[Chunk],
-                 search_texts: Sequence[str]) -> list[str]:
+                 search_texts: Sequence[KeywordText]) -> list[str]:
         old = [r[0] for r in conn.execute("SELECT chunk_id FROM chunks WHERE doc_id = ?", (record.doc_id,))]
         self.keyword.delete(old)
         conn.execute("DELETE FROM chunks WHERE doc_id = ?", (record.doc_id,))
@@ -183,7 +189,9 @@ class Index:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [(c.chunk_id, c.doc_id, c.ordinal, c.text, c.start, c.end, c.section, c.page) for c in chunks],
         )
-        self.keyword.add((c.chunk_id, c.doc_id, s) for c, s in zip(chunks, search_texts, strict=True))
+        self.keyword.add_weighted(
+            (c.chunk_id, c.doc_id, self.keyword.weigh(s) if isinstance(s, str) else s)
+            for c, s in zip(chunks, search_texts, strict=True))
         conn.execute(
             "INSERT OR REPLACE INTO documents (doc_id, source, origin, title, date, language, publisher,"
             " sha256, size, versions, meta, display_text, ingested_at)"

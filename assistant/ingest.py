@@ -14,6 +14,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,6 +132,7 @@ class Ingestor:
         self.index = index
         self.vectors = vectors
         self.versions = current_versions(settings, embedder_version)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="embed")
 
     @contextmanager
     def writer(self) -> Iterator[None]:
@@ -290,11 +292,18 @@ class Ingestor:
                     texts.append(t)
                     metas.append({"doc_id": c.doc_id, "date": c.date or "", "ordinal": c.ordinal})
         self.index.journal_add((c.chunk_id, c.doc_id) for p in batch for c in p.chunks)
-        if new_ids:
-            self.vectors.add(new_ids, texts, metas)
+        # Embedding keeps both cores busy only part of the time: the keyword vectors are weighed on
+        # this thread meanwhile (onnxruntime and SQLite release the GIL). Writes keep their order.
+        embedding = self._pool.submit(self.vectors.add, new_ids, texts, metas) if new_ids else None
+        try:
+            # The keyword index sees what the embedding sees: title and section, then the chunk.
+            weights = [[self.index.keyword.weigh(t) for t in p.embed_texts] for p in batch]
+        finally:
+            if embedding is not None:
+                embedding.result()
         stale: list[str] = []
-        # The keyword index sees what the embedding sees: title and section, then the chunk.
-        olds = self.index.replace_documents([(p.record, p.display_text, p.chunks, p.embed_texts) for p in batch])
+        olds = self.index.replace_documents(
+            [(p.record, p.display_text, p.chunks, w) for p, w in zip(batch, weights, strict=True)])
         for p, old in zip(batch, olds, strict=True):
             live = {c.chunk_id for c in p.chunks}
             stale.extend(c for c in old if c not in live)

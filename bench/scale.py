@@ -1,8 +1,11 @@
 """Cost against corpus size: ingestion speed, disk, peak memory, retrieve and ask latency.
 
-Usage: .venv/bin/python bench/scale.py [--sizes 1000 10000 100000] [--chroma-server] [--queries 100]
+Usage: .venv/bin/python bench/scale.py [--sizes 1000 10000 100000] [--chroma-server [--server-max N]]
+       [--queries 100]
 Corpora beyond the ~1,200 shared passages are made by recombining their sentences into new, unique
-passages with a fixed seed. Each size runs in its own process (so its peak memory is its own), into
+passages with a fixed seed; each passage's length is drawn from the shared passages' lengths, so the
+synthetic corpus reads like the real one (ingestion cost grows with passage length: chars/s is
+reported beside passages/s). Each size runs in its own process (so its peak memory is its own), into
 its own data directory under bench/.scale/. Writes bench/results/scale.json and bench/results/scale.png.
 Run by hand: 100k passages take the better part of an hour on 2 cores.
 """
@@ -37,19 +40,35 @@ def sentences(corpus: Path) -> list[tuple[str, str]]:
     return out
 
 
+CORPUS_VERSION = "2"  # 1: 3-6 sentences a passage; 2: lengths drawn from the shared passages
+
+
 def make_corpus(folder: Path, size: int, seed: int = 0) -> None:
-    """`size` unique passages of 3-6 sentences drawn from several articles, one document each."""
-    if folder.exists() and len(list(folder.glob("*.txt"))) == size:
+    """`size` unique passages, one document each, of at least two sentences drawn from several articles.
+
+    Each passage's target length is one of the shared passages' lengths, drawn at random; sentences
+    are added while that brings the passage closer to it.
+    """
+    stamp = folder / ".corpus"
+    if stamp.exists() and stamp.read_text() == f"{CORPUS_VERSION}/{size}/{seed}":
         return
     shutil.rmtree(folder, ignore_errors=True)
     sub = folder / "0"
     sub.mkdir(parents=True)
     pool = sentences(SHARED / "corpus.jsonl")
+    lengths = [len(json.loads(line)["text"]) for line in (SHARED / "corpus.jsonl").open(encoding="utf-8")]
     rng = random.Random(seed)
     seen: set[str] = set()
     n = 0
     while n < size:
-        picks = rng.sample(pool, rng.randint(3, 6))
+        target = rng.choice(lengths)
+        picks = rng.sample(pool, 2)
+        while True:
+            nxt = rng.choice(pool)
+            now = sum(len(s) for _, s in picks)
+            if abs(now + len(nxt[1]) - target) >= abs(now - target):
+                break
+            picks.append(nxt)
         text = "".join(s for _, s in picks)
         if text in seen:
             continue
@@ -61,6 +80,7 @@ def make_corpus(folder: Path, size: int, seed: int = 0) -> None:
         (sub / f"p{n:06d}.txt.meta.json").write_text(json.dumps({"title": picks[0][0]}, ensure_ascii=False),
                                                      encoding="utf-8")
         n += 1
+    stamp.write_text(f"{CORPUS_VERSION}/{size}/{seed}")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -89,6 +109,7 @@ def one(size: int, chroma_url: str | None, n_queries: int) -> dict[str, float | 
     t = time.perf_counter()
     report = a.ingest([corpus])
     ingest_s = time.perf_counter() - t
+    chars = sum(len(p.read_text(encoding="utf-8")) for p in corpus.rglob("p*.txt"))
     queries = [json.loads(x)["question"] for x in (SHARED / "queries.jsonl").open(encoding="utf-8")]
     random.Random(1).shuffle(queries)
     queries = queries[:n_queries]
@@ -114,7 +135,9 @@ def one(size: int, chroma_url: str | None, n_queries: int) -> dict[str, float | 
     return {
         "size": size, "server": bool(chroma_url), "documents": len(report.added), "chunks": report.chunks,
         "failed": len(report.failed), "model_load_s": round(load_s, 2), "ingest_s": round(ingest_s, 1),
-        "passages_per_s": round(size / ingest_s, 1), "add_10_docs_s": round(add10_s, 2),
+        "passages_per_s": round(size / ingest_s, 1),
+        "mean_passage_chars": round(chars / size), "chars_per_s": round(chars / ingest_s),
+        "add_10_docs_s": round(add10_s, 2),
         "disk_mb": round(disk_mb(data), 1),
         "retrieve_median_ms": round(statistics.median(retrieve_ms), 2),
         "retrieve_p95_ms": round(percentile(retrieve_ms, 0.95), 2),
@@ -180,6 +203,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
     ap.add_argument("--chroma-server", action="store_true", help="also run each size against `chroma run`")
+    ap.add_argument("--server-max", type=int, help="with --chroma-server: only sizes up to this one")
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
@@ -193,6 +217,8 @@ def main() -> int:
     modes = [None, "server"] if args.chroma_server else [None]
     for size in args.sizes:
         for mode in modes:
+            if mode and args.server_max and size > args.server_max:
+                continue
             proc, url = start_chroma(WORK / f"chroma-{size}") if mode else (None, None)
             cmd = [sys.executable, __file__, "--one", str(size), "--queries", str(args.queries)]
             out = subprocess.run(cmd + (["--url", url] if url else []), capture_output=True, text=True, check=False)

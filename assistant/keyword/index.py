@@ -232,10 +232,17 @@ class KeywordIndex:
                 f"the keyword index was built with {built_with!r} but this code uses {self.version!r}; "
                 "rebuild it (re-ingest the documents)")
 
+    def weigh(self, text: str) -> dict[str, float]:
+        """The sparse vector (term -> BM25 document weight) of one search text; touches no storage."""
+        return term_weights(tokenize(text, self.analysis), self.params)
+
     def add(self, rows: Iterable[tuple[str, str, str]]) -> None:
         """Index (chunk_id, doc_id, search_text) rows; a chunk_id already present is replaced."""
-        vectors = [(chunk_id, doc_id, term_weights(tokenize(text, self.analysis), self.params))
-                   for chunk_id, doc_id, text in rows]
+        self.add_weighted((chunk_id, doc_id, self.weigh(text)) for chunk_id, doc_id, text in rows)
+
+    def add_weighted(self, rows: Iterable[tuple[str, str, Mapping[str, float]]]) -> None:
+        """Index rows whose sparse vectors `weigh` has already made (e.g. while vectors were embedded)."""
+        vectors = list(rows)
         if vectors:
             self.store.set_meta("version", self.version)
             self.store.upsert(vectors)
