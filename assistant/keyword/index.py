@@ -89,8 +89,14 @@ def query_weights(terms: Iterable[str], frequencies: Mapping[str, int], n_chunks
 
 
 class KeywordStore(Protocol):
-    """Where the sparse vectors live; runs inside the caller's transaction."""
+    """Where the sparse vectors live; runs inside the caller's transaction.
 
+    `SqliteKeywordStore` is the one-machine store; `MemoryKeywordStore` (assistant.keyword.memory)
+    holds the same weights as integer-indexed sparse vectors, the form a sparse-vector database takes.
+    """
+
+    def get_meta(self, key: str) -> str | None: ...
+    def set_meta(self, key: str, value: str) -> None: ...
     def upsert(self, vectors: Iterable[tuple[str, str, Mapping[str, float]]]) -> None: ...
     def delete(self, chunk_ids: Iterable[str]) -> None: ...
     def document_frequencies(self, terms: Collection[str]) -> dict[str, int]: ...
@@ -220,11 +226,14 @@ class SqliteKeywordStore:
 class KeywordIndex:
     """BM25 search over chunks' search text; writes run in the caller's transaction, never committed here."""
 
-    def __init__(self, conn: sqlite3.Connection, *, analysis: Analysis = DEFAULT_ANALYSIS,
-                 params: Bm25Params = DEFAULT_PARAMS) -> None:
+    def __init__(self, conn: sqlite3.Connection | None = None, *, store: KeywordStore | None = None,
+                 analysis: Analysis = DEFAULT_ANALYSIS, params: Bm25Params = DEFAULT_PARAMS) -> None:
+        """Over SQLite postings in `conn`, or over any other `store` (exactly one of the two)."""
+        if (conn is None) == (store is None):
+            raise ValueError("KeywordIndex needs either a SQLite connection or a KeywordStore")
         self.analysis = analysis
         self.params = params
-        self.store = SqliteKeywordStore(conn)
+        self.store: KeywordStore = store if store is not None else SqliteKeywordStore(conn)  # type: ignore[arg-type]
         self.version = f"{TOKENIZER_VERSION};{analysis.mode};bigrams={analysis.bigrams};{params.signature()}"
         built_with = self.store.get_meta("version")
         if built_with is not None and built_with != self.version and self.store.count() > 0:
