@@ -68,6 +68,28 @@ def fuse(cands: dict[str, Candidate], weights: FusionWeights) -> list[tuple[str,
     return out
 
 
+def keep_list_leaders(fused: list[tuple[str, float]], cands: dict[str, Candidate], leaders: int = 2,
+                      first: int = 1) -> list[tuple[str, float]]:
+    """Each list's `leaders` best chunks rank no lower than `first`, `first` + 1, ...: one list's noise
+    (generic query words in BM25, a vague embedding match) cannot bury the other list's clear best hits.
+
+    The fused top result is left alone; a moved chunk keeps its own fused score, so scores below the
+    first rank need not fall monotonically. Chosen on the fit half of the shared retrieval data: it
+    raised held-out jsquad R@5 from 0.975 to 0.977 and changed no other set's R@1, R@5 or MRR@10 by
+    more than 0.001 (`eval/reports/retrieval_test.md`).
+    """
+    order = [cid for cid, _ in fused]
+    for key in ("dense", "keyword"):
+        ranked = sorted((c for c in cands.values() if getattr(c, key) is not None), key=lambda c: -getattr(c, key))
+        for j, cand in enumerate(ranked[:leaders]):
+            want = first + j
+            at = order.index(cand.chunk_id)
+            if at > want:
+                order.insert(want, order.pop(at))
+    score = dict(fused)
+    return [(cid, score[cid]) for cid in order]
+
+
 class Retriever:
     """Dense, keyword or hybrid search over the index; results are hydrated from SQLite (active chunks only)."""
 
@@ -118,7 +140,7 @@ class Retriever:
                             key=lambda x: -x[1])
         else:
             lang = detect_language(question)
-            ranked = fuse(cands, self.fusion.get(lang) or DEFAULT_FUSION[lang])
+            ranked = keep_list_leaders(fuse(cands, self.fusion.get(lang) or DEFAULT_FUSION[lang]), cands)
         return [_passage(chunks[cid], rank, score, cands[cid]) for rank, (cid, score) in enumerate(ranked[:top_k], 1)]
 
 

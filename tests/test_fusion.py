@@ -1,0 +1,40 @@
+"""Hybrid fusion: per-language weights, and the rule that keeps each list's best hits near the top."""
+
+from __future__ import annotations
+
+from assistant.retrieval import Candidate, FusionWeights, fuse, keep_list_leaders
+
+JA = FusionWeights(keyword_weight=2.0, bm25_half=40.0, dense_floor=0.75)
+
+
+def _cands(rows: list[tuple[str, float | None, float | None]]) -> dict[str, Candidate]:
+    return {cid: Candidate(cid, dense=d, keyword=k) for cid, d, k in rows}
+
+
+def test_strong_keyword_evidence_outranks_a_slightly_closer_vector() -> None:
+    cands = _cands([("a", 0.86, 60.0), ("b", 0.87, 2.0)])
+    assert [cid for cid, _ in fuse(cands, JA)] == ["a", "b"]
+
+
+def test_the_dense_lists_best_hit_is_not_buried_by_keyword_noise() -> None:
+    # Many chunks share a generic query word; the one the embedding clearly prefers has none of it.
+    rows: list[tuple[str, float | None, float | None]] = [(f"n{i}", 0.80, 30.0 - i) for i in range(8)]
+    rows.append(("best", 0.93, None))
+    cands = _cands(rows)
+    fused = fuse(cands, JA)
+    assert [cid for cid, _ in fused].index("best") > 2
+    kept = keep_list_leaders(fused, cands)
+    order = [cid for cid, _ in kept]
+    assert order.index("best") == 1
+    assert order[0] == fused[0][0]  # the fused top result stays first
+    assert sorted(kept) == sorted(fused)  # nothing is lost or rescored
+    assert dict(kept)["best"] == dict(fused)["best"]
+
+
+def test_each_lists_two_leaders_rank_within_the_first_three() -> None:
+    rows: list[tuple[str, float | None, float | None]] = [(f"n{i}", 0.80 - i / 1000, 20.0) for i in range(10)]
+    rows += [("k1", None, 90.0), ("k2", None, 80.0), ("d1", 0.95, None), ("d2", 0.94, None)]
+    cands = _cands(rows)
+    order = [cid for cid, _ in keep_list_leaders(fuse(cands, FusionWeights(0.1, 200.0, 0.9)), cands)]
+    assert set(order[:4]) == {"k1", "k2", "d1", "d2"}
+    assert order[0] == "d1"  # the fused best, left in place
