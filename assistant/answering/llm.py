@@ -122,12 +122,16 @@ class LocalServer:
 
 def start_local_server(settings: Settings) -> LocalServer:
     """The process's server for `settings.llm_gguf`, started on first use on a free loopback port."""
-    gguf = settings.llm_gguf
-    if gguf is None or not Path(gguf).is_file():
+    from assistant.localmodel import default_path
+
+    gguf = settings.llm_gguf or default_path(settings.model_dir)
+    if not Path(gguf).is_file():
         raise UserError(
             "llm_gguf_missing",
-            f"ASSISTANT_LLM=local needs ASSISTANT_LLM_GGUF to name a model file (got {gguf}).",
-            f"ASSISTANT_LLM=local には ASSISTANT_LLM_GGUF にモデルファイルを指定する必要があります（{gguf}）。",
+            f"ASSISTANT_LLM=local needs a model file: run `assistant install-local-model`, or set "
+            f"ASSISTANT_LLM_GGUF to a GGUF file (looked for {gguf}).",
+            f"ASSISTANT_LLM=local にはモデルファイルが必要です。`assistant install-local-model` を実行するか、"
+            f"ASSISTANT_LLM_GGUF に GGUF ファイルを指定してください（{gguf} を探しました）。",
         )
     key = str(Path(gguf).resolve())
     with _LOCK:

