@@ -171,12 +171,13 @@ def start_chroma(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def plot(rows: list[dict], out: Path) -> None:
+    """One panel per cost against corpus size (log scale), both stores."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4))
+    fig, axes = plt.subplots(1, 5, figsize=(20, 4))
     for server in (False, True):
         rs = sorted((r for r in rows if r["server"] == server), key=lambda r: r["size"])
         if not rs:
@@ -186,10 +187,15 @@ def plot(rows: list[dict], out: Path) -> None:
         axes[0].plot(sizes, [r["passages_per_s"] for r in rs], "o-", label=label)
         axes[1].plot(sizes, [r["retrieve_median_ms"] for r in rs], "o-", label=f"{label} median")
         axes[1].plot(sizes, [r["retrieve_p95_ms"] for r in rs], "o--", label=f"{label} p95")
-        axes[2].plot(sizes, [r["peak_rss_mb"] for r in rs], "o-", label=label)
-        axes[3].plot(sizes, [r["disk_mb"] for r in rs], "o-", label=label)
-    titles = ["ingestion (passages/s)", "retrieve latency (ms)", "peak memory (MB)", "index on disk (MB)"]
+        axes[2].plot(sizes, [r["ask_median_ms"] for r in rs], "o-", label=f"{label} median")
+        axes[2].plot(sizes, [r["ask_p95_ms"] for r in rs], "o--", label=f"{label} p95")
+        axes[3].plot(sizes, [r["peak_rss_mb"] for r in rs], "o-", label=label)
+        axes[4].plot(sizes, [r["disk_mb"] for r in rs], "o-", label=label)
+    axes[0].axhline(50, color="grey", linestyle=":", label="target 50/s")
+    titles = ["ingestion (passages/s)", "retrieve latency (ms)", "ask latency, extractive (ms)", "peak memory (MB)",
+              "index on disk (MB)"]
     for ax, title in zip(axes, titles, strict=True):
+        ax.set_ylim(bottom=0)
         ax.set_xscale("log")
         ax.set_xlabel("passages")
         ax.set_title(title)
@@ -205,15 +211,20 @@ def main() -> int:
     ap.add_argument("--chroma-server", action="store_true", help="also run each size against `chroma run`")
     ap.add_argument("--server-max", type=int, help="with --chroma-server: only sizes up to this one")
     ap.add_argument("--queries", type=int, default=100)
+    ap.add_argument("--append", action="store_true",
+                    help="keep the other rows of bench/results/scale.json (a row of the same size and store is replaced)")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         print("RESULT " + json.dumps(one(args.one, args.url, args.queries)), flush=True)
         return 0
-    rows = []
+    rows: list[dict] = []
     results = REPO / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
+    kept: list[dict] = []
+    if args.append and (results / "scale.json").exists():
+        kept = json.loads((results / "scale.json").read_text(encoding="utf-8"))["rows"]
     modes = [None, "server"] if args.chroma_server else [None]
     for size in args.sizes:
         for mode in modes:
@@ -231,8 +242,11 @@ def main() -> int:
                 return 1
             rows.append(json.loads(line[7:]))
             print(json.dumps(rows[-1]), flush=True)
-            (results / "scale.json").write_text(json.dumps({"rows": rows}, indent=2) + "\n", encoding="utf-8")
-    plot(rows, results / "scale.png")
+            new = {(r["size"], r["server"]) for r in rows}
+            merged = sorted([r for r in kept if (r["size"], r["server"]) not in new] + rows,
+                            key=lambda r: (r["size"], r["server"]))
+            (results / "scale.json").write_text(json.dumps({"rows": merged}, indent=2) + "\n", encoding="utf-8")
+    plot(merged, results / "scale.png")
     print(f"wrote {results / 'scale.json'} and {results / 'scale.png'}")
     return 0
 
