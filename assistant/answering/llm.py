@@ -87,6 +87,8 @@ class LocalServer:
         params.hostnames = ["127.0.0.1"]
         params.port = free_port()
         params.n_parallel = 1
+        # llama.cpp logs every request at info level (3) on stderr; warnings and errors are enough.
+        params.verbosity = 3 if log.isEnabledFor(logging.DEBUG) else 2
         params.n_ctx = ctx_tokens
         n = threads or os.cpu_count() or 1
         params.cpuparams.n_threads = n
