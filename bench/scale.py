@@ -210,6 +210,7 @@ def main() -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
     ap.add_argument("--chroma-server", action="store_true", help="also run each size against `chroma run`")
     ap.add_argument("--server-max", type=int, help="with --chroma-server: only sizes up to this one")
+    ap.add_argument("--server-only", action="store_true", help="with --chroma-server: skip the embedded runs")
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--append", action="store_true",
                     help="keep the other rows of bench/results/scale.json (a row of the same size and store is replaced)")
@@ -225,7 +226,9 @@ def main() -> int:
     kept: list[dict] = []
     if args.append and (results / "scale.json").exists():
         kept = json.loads((results / "scale.json").read_text(encoding="utf-8"))["rows"]
-    modes = [None, "server"] if args.chroma_server else [None]
+    modes: list[str | None] = ["server"] if args.server_only else [None]
+    if args.chroma_server and not args.server_only:
+        modes.append("server")
     for size in args.sizes:
         for mode in modes:
             if mode and args.server_max and size > args.server_max:
