@@ -146,6 +146,17 @@ def one(size: int, chroma_url: str | None, n_queries: int) -> dict[str, float | 
     }
 
 
+def peak_rss_mb(pid: int) -> float | None:
+    """A live process's peak resident memory (Linux VmHWM), in MB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
 def start_chroma(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     import socket
 
@@ -236,7 +247,9 @@ def main() -> int:
             proc, url = start_chroma(WORK / f"chroma-{size}") if mode else (None, None)
             cmd = [sys.executable, __file__, "--one", str(size), "--queries", str(args.queries)]
             out = subprocess.run(cmd + (["--url", url] if url else []), capture_output=True, text=True, check=False)
+            server_rss = None
             if proc is not None:
+                server_rss = peak_rss_mb(proc.pid)
                 proc.terminate()
                 proc.wait(timeout=30)
             line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
@@ -244,6 +257,8 @@ def main() -> int:
                 print(out.stderr[-3000:], file=sys.stderr)
                 return 1
             rows.append(json.loads(line[7:]))
+            if server_rss is not None:
+                rows[-1]["chroma_server_peak_rss_mb"] = server_rss
             print(json.dumps(rows[-1]), flush=True)
             new = {(r["size"], r["server"]) for r in rows}
             merged = sorted([r for r in kept if (r["size"], r["server"]) not in new] + rows,
