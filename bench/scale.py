@@ -200,7 +200,10 @@ def plot(rows: list[dict], out: Path) -> None:
         axes[1].plot(sizes, [r["retrieve_p95_ms"] for r in rs], "o--", label=f"{label} p95")
         axes[2].plot(sizes, [r["ask_median_ms"] for r in rs], "o-", label=f"{label} median")
         axes[2].plot(sizes, [r["ask_p95_ms"] for r in rs], "o--", label=f"{label} p95")
-        axes[3].plot(sizes, [r["peak_rss_mb"] for r in rs], "o-", label=label)
+        axes[3].plot(sizes, [r["peak_rss_mb"] for r in rs], "o-", label=f"{label}: assistant process")
+        served = [(r["size"], r["chroma_server_peak_rss_mb"]) for r in rs if r.get("chroma_server_peak_rss_mb")]
+        if served:
+            axes[3].plot(*zip(*served, strict=True), "s--", label="chroma run process")
         axes[4].plot(sizes, [r["disk_mb"] for r in rs], "o-", label=label)
     axes[0].axhline(50, color="grey", linestyle=":", label="target 50/s")
     titles = ["ingestion (passages/s)", "retrieve latency (ms)", "ask latency, extractive (ms)", "peak memory (MB)",
