@@ -21,8 +21,6 @@ from typing import Any
 from assistant.keyword.index import KeywordIndex, KeywordIndexError
 from assistant.types import Chunk
 
-KeywordText = str | Mapping[str, float]  # a chunk's keyword text, or its sparse vector already weighed
-
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
     doc_id TEXT PRIMARY KEY,
@@ -168,19 +166,20 @@ class Index:
                 conn.executemany("DELETE FROM vector_journal WHERE chunk_id = ?", [(c,) for c in chunk_ids])
 
     # Writes ------------------------------------------------------------------------------------
-    def replace_documents(self, items: Sequence[tuple[DocRecord, str, Sequence[Chunk], Sequence[KeywordText]]]
-                          ) -> list[list[str]]:
+    def replace_documents(
+            self, items: Sequence[tuple[DocRecord, str, Sequence[Chunk], Sequence[Mapping[str, float]]]]
+    ) -> list[list[str]]:
         """Swaps documents' records, chunks and keyword postings in one transaction; returns each one's old chunk ids.
 
-        Items are (record, display text, chunks, keyword texts or their sparse vectors from
-        `keyword.weigh`). One commit for a batch: each document is still either wholly old or wholly
-        new, and far fewer syncs are paid.
+        Items are (record, display text, chunks, each chunk's keyword vector from `keyword.weigh`).
+        One commit for a batch: each document is still either wholly old or wholly new, and far fewer
+        syncs are paid.
         """
         with self.transaction() as conn:
             return [self._replace(conn, *item) for item in items]
 
     def _replace(self, conn: sqlite3.Connection, record: DocRecord, display_text: str, chunks: Sequence[Chunk],
-                 search_texts: Sequence[KeywordText]) -> list[str]:
+                 keyword_vectors: Sequence[Mapping[str, float]]) -> list[str]:
         old = [r[0] for r in conn.execute("SELECT chunk_id FROM chunks WHERE doc_id = ?", (record.doc_id,))]
         self.keyword.delete(old)
         conn.execute("DELETE FROM chunks WHERE doc_id = ?", (record.doc_id,))
@@ -189,9 +188,7 @@ class Index:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [(c.chunk_id, c.doc_id, c.ordinal, c.text, c.start, c.end, c.section, c.page) for c in chunks],
         )
-        self.keyword.add_weighted(
-            (c.chunk_id, c.doc_id, self.keyword.weigh(s) if isinstance(s, str) else s)
-            for c, s in zip(chunks, search_texts, strict=True))
+        self.keyword.add_weighted((c.chunk_id, c.doc_id, v) for c, v in zip(chunks, keyword_vectors, strict=True))
         conn.execute(
             "INSERT OR REPLACE INTO documents (doc_id, source, origin, title, date, language, publisher,"
             " sha256, size, versions, meta, display_text, ingested_at)"
