@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from assistant.keyword.index import KeywordIndex, KeywordIndexError
+from assistant.keyword.index import KeywordIndex, KeywordIndexMismatch
 from assistant.types import Chunk
 
 SCHEMA = """
@@ -88,9 +88,7 @@ class Index:
         self.conn.executescript(SCHEMA)
         try:
             self.keyword = KeywordIndex(self.conn)
-        except KeywordIndexError as exc:
-            if "built with" not in str(exc):
-                raise
+        except KeywordIndexMismatch:
             self.keyword = self._reset_keyword_index()
 
     def _reset_keyword_index(self) -> KeywordIndex:

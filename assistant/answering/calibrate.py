@@ -21,6 +21,7 @@ import numpy as np
 
 from assistant.answering.extractive import MIN_SENTENCE_CHARS, SentenceScorer, _trim
 from assistant.answering.refusal import FEATURES, RefusalRule, expand
+from assistant.evaluation.datasets import DATASETS_HELP
 from assistant.types import Passage
 
 SEED = 0
@@ -53,7 +54,12 @@ class Example:
 
 
 class MemoryIndex:
-    """Dense plus BM25 retrieval over a passage list, fused by reciprocal rank, like the product's."""
+    """Dense plus BM25 retrieval over a passage list, fused by reciprocal rank.
+
+    Not the product's retrieval: its BM25 constants and its fusion (RRF) differ from `KeywordIndex` and
+    `retrieval.fuse`. The shipped rule was fitted with it; moving calibration onto the product's
+    retriever means refitting the rule.
+    """
 
     def __init__(self, rows: list[dict[str, Any]], vectors: np.ndarray) -> None:
         from assistant.keyword.tokenize import tokenize
@@ -245,7 +251,7 @@ def plot(points: list[dict[str, float]], chosen: float, path: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--datasets", type=Path, required=True, help="evaluation data folder")
+    parser.add_argument("--datasets", type=Path, required=True, help=DATASETS_HELP)
     parser.add_argument("--cache", type=Path, default=Path(".cache/calibration"))
     parser.add_argument("--params", type=Path, default=Path(__file__).with_name("refusal_params.json"))
     parser.add_argument("--reports", type=Path, default=Path("eval/reports"))

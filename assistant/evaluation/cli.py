@@ -16,7 +16,7 @@ from assistant.evaluation.datasets import load_questions, validate_questions
 USAGE = """assistant eval [--set FILE] [--url URL] [--out BASE] [--compare OLD.json] [--fast] [--k N]
 assistant eval build-shared --datasets DIR [--per-set N] [--out FILE]
 assistant eval grounding-check --datasets DIR [--out BASE]
-assistant eval retrieval [--datasets DIR] [--sample N] [--split fit|test|all]"""
+assistant eval retrieval --datasets DIR [--sample N] [--split fit|test|all]"""
 
 
 def build_parser() -> argparse.ArgumentParser:

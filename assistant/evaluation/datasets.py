@@ -140,12 +140,14 @@ def build_shared_set(datasets_dir: Path, per_set: int = 50, seed: int = 13) -> l
     return out
 
 
+DATASETS_HELP = "the open evaluation datasets folder (JGLUE, cross-lingual SQuAD, retrieval/)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """`build-shared`: writes the sampled shared question set as JSONL."""
     parser = argparse.ArgumentParser(prog="assistant eval build-shared",
                                      description="Build a question set from the open evaluation datasets.")
-    parser.add_argument("--datasets", type=Path, required=True,
-                    help="the open evaluation datasets folder (JGLUE, cross-lingual SQuAD, retrieval/)")
+    parser.add_argument("--datasets", type=Path, required=True, help=DATASETS_HELP)
     parser.add_argument("--per-set", type=int, default=50, help="questions per query set (fixed seed)")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--out", type=Path, default=Path("eval/questions/shared.jsonl"))

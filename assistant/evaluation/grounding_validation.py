@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.evaluation import metrics as m
-from assistant.evaluation.datasets import load_questions
+from assistant.evaluation.datasets import DATASETS_HELP, load_questions
 
 Scorer = Callable[[str, str], float]  # (claim, source) -> support
 JNLI = Path("jglue/jnli-v1.3_valid-v1.3.json")
@@ -156,8 +156,7 @@ def m_fmt(v: float | None) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """`grounding-check`: AUROC of the checker and the baseline on JNLI and on swapped citations."""
     p = argparse.ArgumentParser(prog="assistant eval grounding-check")
-    p.add_argument("--datasets", type=Path, required=True,
-                    help="the open evaluation datasets folder (JGLUE, cross-lingual SQuAD, retrieval/)")
+    p.add_argument("--datasets", type=Path, required=True, help=DATASETS_HELP)
     p.add_argument("--briefing", type=Path, default=Path("corpus/briefing-russia-ukraine-2025-08.txt"))
     p.add_argument("--set", type=Path, default=Path("eval/questions/briefing.jsonl"))
     p.add_argument("--answers", type=Path, default=Path("eval/reports/briefing.json"),

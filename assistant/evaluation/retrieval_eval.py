@@ -18,7 +18,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from assistant.evaluation import metrics as m
-from assistant.evaluation.datasets import SHARED_SETS, load_shared, sample_queries
+from assistant.evaluation.datasets import DATASETS_HELP, SHARED_SETS, load_shared, sample_queries
 
 MODES = ("keyword", "dense", "hybrid")
 KS = (1, 5, 10)
@@ -220,8 +220,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the evaluation and writes `<out>.json` and `<out>.md`."""
     p = argparse.ArgumentParser(prog="python -m assistant.evaluation.retrieval_eval")
-    p.add_argument("--datasets", type=Path, required=True,
-                    help="the open evaluation datasets folder (JGLUE, cross-lingual SQuAD, retrieval/)")
+    p.add_argument("--datasets", type=Path, required=True, help=DATASETS_HELP)
     p.add_argument("--sample", type=int, help="queries per set, fixed seed (default: all)")
     p.add_argument("--split", choices=("fit", "test", "all"), default="all", help="fixed-seed 50/50 halves")
     p.add_argument("--seed", type=int, default=13)

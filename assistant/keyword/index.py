@@ -31,6 +31,10 @@ class KeywordIndexError(RuntimeError):
     """The keyword index cannot be used as it is (built by another tokenizer, or SQLite lacks JSON)."""
 
 
+class KeywordIndexMismatch(KeywordIndexError):
+    """The stored postings were weighted by another tokenizer or BM25 setting: rebuild them."""
+
+
 @dataclass(frozen=True)
 class Bm25Params:
     """BM25 constants; lengths are the expected terms per chunk (words, bigrams) of ~400-character chunks."""
@@ -237,7 +241,7 @@ class KeywordIndex:
         self.version = f"{TOKENIZER_VERSION};{analysis.mode};bigrams={analysis.bigrams};{params.signature()}"
         built_with = self.store.get_meta("version")
         if built_with is not None and built_with != self.version and self.store.count() > 0:
-            raise KeywordIndexError(
+            raise KeywordIndexMismatch(
                 f"the keyword index was built with {built_with!r} but this code uses {self.version!r}; "
                 "rebuild it (re-ingest the documents)")
 
