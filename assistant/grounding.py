@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from assistant.answering.refusal import DETAIL_TEXT, REFUSAL_TEXT
 from assistant.types import Grounding
 
 SUPPORT_THRESHOLD = 0.5
@@ -42,10 +43,7 @@ _FRAMING_RE = re.compile(
     r")\s*",
     re.IGNORECASE,
 )
-_REFUSALS = (
-    "The documents do not answer this question.",
-    "資料にはこの質問に答える情報がありません。",
-)
+_REFUSALS = (*REFUSAL_TEXT.values(), *DETAIL_TEXT.values())
 _CLOSERS = "」』）)\"”’"
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
 from assistant import grounding
-from assistant.answering import extractive, followup, prompts
+from assistant.answering import answertype, extractive, followup, prompts
 from assistant.answering.guards import AnswerGuard, GuardResult
 from assistant.answering.refusal import RefusalRule, load_rule, refusal_text
 from assistant.errors import check_question
@@ -128,6 +128,11 @@ class AnswerPipeline:
         else:
             refuse, p = self.rule.refuse(evidence.features)
             reason = f"weak_evidence (p={p:.2f})" if refuse else ""
+            absent = answertype.absent(state["standalone"], [s.text for s in chosen])
+            if absent and not refuse:
+                # The question asks for a date or a number and no quote gives one: quoting the
+                # passage would look like an answer without being one.
+                refuse, reason = True, f"asked_detail_absent ({absent})"
         state["timings"]["answer"] = _ms(t)
         return {"evidence": evidence, "chosen": chosen, "refuse": refuse, "p_answerable": p, "reason": reason}
 
@@ -193,7 +198,7 @@ class AnswerPipeline:
         return Draft(text, citations, checked, "extractive")
 
     def _refusal(self, state: dict[str, Any]) -> Draft:
-        text = refusal_text(state["language"])
+        text = refusal_text(state["language"], state["evidence"]["reason"])
         checked = grounding.check_answer(text, {})
         return Draft(text, [], checked, self.answerer, refused=True,
                      refusal_reason=state["evidence"]["reason"])

@@ -14,6 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
+from assistant.answering import answertype
 from assistant.types import Citation, Passage
 
 MAX_PASSAGES = 5
@@ -24,15 +25,6 @@ ENTITY_BONUS = 0.03
 # A second or third quote must score almost as well as the best one, or it only adds noise.
 EXTRA_MARGIN = 0.012
 
-_ASK_DATE = re.compile(r"いつ|何日|何月|何年|日付|時期|when\b|what date|what year|which year|which day", re.IGNORECASE)
-_ASK_NUMBER = re.compile(
-    r"どのくらい|どれくらい|どれほど|どれだけ|何人|何個|いくつ|何%|何パーセント|何割|何週|何か月|何ヶ月|何回|何カ国|何か国"
-    r"|how many|how much|how long|how often|what percentage|what number", re.IGNORECASE)
-_ASK_PERSON = re.compile(r"誰|だれ|どなた|何者|\bwho\b|\bwhom\b|\bwhose\b", re.IGNORECASE)
-_HAS_DATE = re.compile(r"[0-9０-９]+\s*(?:年|月|日)|\b(?:1[5-9]|20)\d{2}\b|今年|昨年|来年|先月|今月"
-                       r"|January|February|March|April|May|June|July|August|September|October|November|December")
-_HAS_NUMBER = re.compile(r"[0-9０-９]|[一二三四五六七八九十百千万億]+(?:人|回|週|か月|ヶ月|カ月|年|日|割|か国|カ国)")
-_HAS_PERSON = re.compile(r"氏|大統領|首相|報道官|長官|大臣|議長|[ァ-ヴ][ァ-ヴー]{2,}|\b[A-Z][a-z]+ [A-Z][a-z]+")
 # Text inside a document that speaks to the answerer is data, never an answer.
 INSTRUCTION_RE = re.compile(
     r"ignore (?:all |any |your |the |previous |prior |earlier )*(?:instructions|prompts?|rules)"
@@ -96,17 +88,6 @@ def content_tokens(text: str) -> set[str]:
     return out
 
 
-def asked_entity(question: str) -> re.Pattern[str] | None:
-    """The pattern of what the question asks for (a date, a number, a person), if it says."""
-    if _ASK_DATE.search(question):
-        return _HAS_DATE
-    if _ASK_NUMBER.search(question):
-        return _HAS_NUMBER
-    if _ASK_PERSON.search(question):
-        return _HAS_PERSON
-    return None
-
-
 class SentenceScorer:
     """Splits passages into sentences and scores them; sentence vectors are cached by text."""
 
@@ -161,14 +142,14 @@ class SentenceScorer:
                 if e - s >= MIN_SENTENCE_CHARS and p.text[s:e].strip() not in headings:
                     spans.append((i, s, e, p.text[s:e]))
         q_tokens = self.tokens(question)
-        want = asked_entity(question)
+        wanted = answertype.asked_types(question)
         scored: list[Scored] = []
         if spans:
             q_vec = self.query_vector(question)
             dense = self.sentence_vectors([t for *_, t in spans]) @ q_vec
             for (i, s, e, text), d in zip(spans, dense, strict=True):
                 kw = len(q_tokens & self.tokens(text)) / len(q_tokens) if q_tokens else 0.0
-                bonus = ENTITY_BONUS if want is not None and want.search(text) else 0.0
+                bonus = ENTITY_BONUS if any(answertype.supplies(t, text, question) for t in wanted) else 0.0
                 instruction = bool(INSTRUCTION_RE.search(text))
                 score = float(d) + KEYWORD_WEIGHT * kw + bonus - 0.002 * i
                 scored.append(Scored(i, s, e, text, float(d), kw, bonus, instruction, score))

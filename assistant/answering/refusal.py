@@ -16,6 +16,13 @@ REFUSAL_TEXT = {
     "en": "The documents do not answer this question.",
     "ja": "資料にはこの質問に答える情報がありません。",
 }
+# When the question asks for a date or a number that no quote gives (reason "asked_detail_absent (date)").
+DETAIL_TEXT = {
+    ("en", "date"): "The documents do not give the date asked for.",
+    ("en", "number"): "The documents do not give the number asked for.",
+    ("ja", "date"): "資料には、お尋ねの日付や時期が書かれていません。",
+    ("ja", "number"): "資料には、お尋ねの数値が書かれていません。",
+}
 FEATURES = ("s_dense", "s_kw", "s_gap", "s_best", "p_kw", "p_dense", "xling", "xling_s_dense", "xling_s_gap",
             "same_s_kw")
 
@@ -80,5 +87,9 @@ def load_rule() -> RefusalRule:
                        mean=data.get("mean", {}), scale=data.get("scale", {}), meta=data.get("meta", {}))
 
 
-def refusal_text(language: str) -> str:
+def refusal_text(language: str, reason: str = "") -> str:
+    """The refusal in the question's language; it names the missing detail when that is the reason."""
+    for (lang, kind), text in DETAIL_TEXT.items():
+        if lang == (language if language in REFUSAL_TEXT else "en") and reason == f"asked_detail_absent ({kind})":
+            return text
     return REFUSAL_TEXT.get(language, REFUSAL_TEXT["en"])

@@ -1,0 +1,145 @@
+"""What a question asks for (a date, a number, a name) and whether a sentence supplies one.
+
+A question that asks "when", "how many" or "who" is answered only by a sentence that carries a date,
+a number or a name the question does not already contain. The extractive answerer prefers such
+sentences; when a question asks for a date or a number and no quote gives one, the answer says that
+the documents do not give it instead of quoting a passage that only looks like an answer. Names are
+only preferred, never required: kanji personal names carry no mark to find them by.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+TYPES = ("date", "number", "name")
+
+# 数十 and 数百 are numbers; 数回 and 複数回 ("several times") are not.
+_NUM = r"(?:[0-9]+(?:[.,][0-9]+)*|[一二三四五六七八九十百千万億兆両]+|数[十百千万億]+)"
+_COUNTERS = (
+    "人", "名", "回", "度", "個", "件", "台", "本", "枚", "冊", "頭", "匹", "羽", "隻", "機", "社", "校", "軒", "棟",
+    "歳", "才", "倍", "割", "%", "パーセント", "℃", "円", "ドル", "ユーロ", "ルーブル", "フリヴニャ", "キロ", "メートル",
+    "トン", "リットル", "km", "m", "kg", "か国", "カ国", "ヶ国", "ケ国", "か所", "カ所", "ヶ所", "州", "都市", "位", "票",
+    "席", "議席", "日", "日間", "週", "週間", "か月", "カ月", "ヶ月", "ケ月", "か月間", "カ月間", "ヶ月間", "月", "年",
+    "年間", "時間", "分", "秒", "世紀",
+)
+_COUNTER_RE = "|".join(sorted((re.escape(c) for c in _COUNTERS), key=len, reverse=True))
+
+_ASK = {
+    "date": re.compile(
+        r"いつ(?!も|でも|か)|何(?:日|月|年|時|曜|世紀|年代|時代)(?!も|間)|"
+        r"(?:時期|日程|日時|日付|期日|期限)(?:は|を)?(?:いつ)?[？?。]?$|"
+        r"\bwhen (?:did|was|were|is|are|does|do|will|would|could|can|has|have|had|should)\b|\bwhen\s*\?|"
+        r"(?:since|until|till) when|what (?:date|day|year|month|time|century|decade)|"
+        r"which (?:date|day|year|month|century)",
+        re.IGNORECASE),
+    "number": re.compile(
+        r"どのくらい|どれくらい|どれほど|どれだけ|いくつ(?!か)|いくら(?!でも|か)|"
+        r"何(?:" + _COUNTER_RE + r")(?!も)|何パーセント|何割|"
+        r"(?:回数|人数|件数|総数|割合|比率|税率|金利|利率)(?:は|を)?[？?。]?$|"
+        r"how (?:many|much|long|often|far|old|large|big|high|tall|fast)|"
+        r"what (?:percentage|share|proportion|fraction|number|rate|amount|size)|\bwhat (?:\w+ )?rate\b",
+        re.IGNORECASE),
+    "name": re.compile(r"誰|だれ|どなた|何者|(?:名前|氏名)(?:は|を)?[？?。]?$|\bwho\b|\bwhom\b|\bwhose\b",
+                       re.IGNORECASE),
+}
+# The counter a Japanese question asks a number of: 何回 -> 回, 何カ国 -> カ国.
+_ASKED_COUNTER = re.compile(r"何(" + _COUNTER_RE + r")(?!も)")
+_COUNTER_NOUN = {"回数": "回", "人数": "人", "件数": "件"}
+
+_DATE = re.compile(
+    r"[0-9]+\s*(?:年|月|日|時|世紀|年代)|[一二三四五六七八九十百千]+(?:年|月|日|世紀)|"
+    r"(?:明治|大正|昭和|平成|令和|江戸|室町|鎌倉|平安|奈良|戦国|安土桃山)(?:時代|[0-9元]+年)?|"
+    r"今年|昨年|去年|来年|先月|今月|来月|先週|今週|来週|昨日|今日|明日|[月火水木金土日]曜|"
+    r"(?<![0-9.,])(?:1[0-9]|20)[0-9]{2}(?![0-9万億千百人名円ドル%]|[.,][0-9])|\b(?:January|February|March|April|May|June|July|August|September|October|"
+    r"November|December)\b|紀元前|時代|世紀|上旬|中旬|下旬|年末|年初|月末|月初|"
+    r"午前|午後|早朝|深夜|夜間|日中|夕方|[春夏秋冬]季|[春夏秋冬]に|以降|以後|以前|直後|直前|当時|"
+    r"\b(?:spring|summer|autumn|winter|morning|evening|night)\b", re.IGNORECASE)
+_NUMBER = re.compile(_NUM + r"\s*(?:" + _COUNTER_RE + r")|[0-9]+(?:[.,][0-9]+)*|半分|半数|過半数|"
+                     r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand|million|billion)\b",
+                     re.IGNORECASE)
+_NAME = re.compile(
+    r"[ァ-ヴ][ァ-ヴー・]{1,}|[\u4e00-\u9fff]{1,4}(?:氏|さん|様|首相|大統領|長官|報道官|大臣|議長|知事|市長|社長|会長|"
+    r"教授|博士|選手|監督|天皇|将軍|皇帝|王)|「[^」]{1,20}」|\b[A-Z][a-zA-Z]+(?: [A-Z][a-zA-Z]+)*\b")
+
+
+def fold(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+def asked_types(question: str) -> list[str]:
+    """The types the question asks for, most specific first ("何年" is a date, not a number)."""
+    q = fold(question)
+    return [t for t in TYPES if _ASK[t].search(q) and not (t == "number" and _only_date_counter(q))]
+
+
+def _only_date_counter(q: str) -> bool:
+    """何年 / 何月 / 何日 ask for a date; "何年間" or "how long" ask for a number."""
+    counters = [m.group(1) for m in _ASKED_COUNTER.finditer(q)]
+    return bool(counters) and all(c in ("年", "月", "日") for c in counters) and not re.search(
+        r"どのくらい|どれくらい|how (?:many|much|long)|何年間|何日間|何か月|何カ月|何ヶ月", q)
+
+
+# Counters of things counted; a question asking 何メートル or 何円 is answered by any amount.
+_COUNTS = frozenset(["人", "名", "回", "度", "個", "件", "台", "本", "枚", "冊", "頭", "匹", "羽", "隻", "機", "社", "校",
+                     "軒", "棟", "か国", "カ国", "ヶ国", "ケ国", "か所", "カ所", "ヶ所", "州", "都市", "位", "票", "席",
+                     "議席", "日間", "週", "週間", "か月", "カ月", "ヶ月", "ケ月", "か月間", "カ月間", "ヶ月間", "年間",
+                     "時間", "世紀", "歳", "才", "倍", "割"])
+# Counters that stand for each other in answers.
+_SAME = {"人": "(?:人|名)", "名": "(?:人|名)", "度": "(?:度|℃|°c)", "回": "(?:回|度)",
+         "か国": "(?:か国|カ国|ヶ国|ケ国)", "カ国": "(?:か国|カ国|ヶ国|ケ国)", "ヶ国": "(?:か国|カ国|ヶ国|ケ国)",
+         "か月": "(?:か月|カ月|ヶ月|ケ月)", "カ月": "(?:か月|カ月|ヶ月|ケ月)", "ヶ月": "(?:か月|カ月|ヶ月|ケ月)"}
+
+
+def asked_counter(question: str) -> str | None:
+    """The unit a Japanese question counts in, if it names one (何人 -> 人); None for amounts and dates."""
+    q = fold(question)
+    m = _ASKED_COUNTER.search(q)
+    if m:
+        return m.group(1) if m.group(1) in _COUNTS else None
+    for noun, counter in _COUNTER_NOUN.items():
+        if noun in q:
+            return counter
+    return None
+
+
+# A proportion is asked for: only a percentage, a ratio or a share answers it.
+_ASK_PROPORTION = re.compile(r"割合|比率|税率|金利|利率|何割|何パーセント|何%|何\s*%|percentage|\bshare\b|proportion|fraction|"
+                             r"\brate\b", re.IGNORECASE)
+_PROPORTION = re.compile(_NUM + r"\s*(?:%|パーセント|割|分)|分の" + _NUM + r"|半数|半分|[0-9]+\s*percent", re.IGNORECASE)
+_IS_DATE = re.compile(r"[0-9]+\s*[年月日]|[一二三四五六七八九十百千]+[年月日]")
+_ASK_DURATION = re.compile(r"期間|長さ|how long|何年間|何日間|何か月|何カ月|何ヶ月|何週間", re.IGNORECASE)
+
+
+def supplies(kind: str, sentence: str, question: str) -> bool:
+    """Whether the sentence carries a `kind` the question does not already contain."""
+    s, q = fold(sentence), fold(question)
+    if kind == "number":
+        counter = asked_counter(question)
+        if counter is not None:
+            unit = _SAME.get(counter, re.escape(fold(counter)))
+            pattern = re.compile(_NUM + r"\s*" + unit)
+            return any(m.group(0) not in q for m in pattern.finditer(s))
+        if _ASK_PROPORTION.search(q):
+            return any(m.group(0) not in q for m in _PROPORTION.finditer(s))
+        # A date ("19日") is not the count or amount a question asks for, unless it asks how long.
+        durations = bool(_ASK_DURATION.search(q))
+        return any(m.group(0) not in q and (durations or not _IS_DATE.fullmatch(m.group(0)))
+                   for m in _NUMBER.finditer(s))
+    if kind == "date":
+        return any(m.group(0) not in q for m in _DATE.finditer(s))
+    # Names keep their case: a capital letter is part of what marks a Latin name.
+    return any(fold(m.group(0)) not in q for m in _NAME.finditer(unicodedata.normalize("NFKC", sentence)))
+
+
+# The types a refusal may rest on: dates and numbers are found reliably; names are not (kanji names
+# carry no mark), so a missing name never refuses by itself.
+VETO_TYPES = ("date", "number")
+
+
+def absent(question: str, quotes: list[str]) -> str | None:
+    """The date or number type the question asks for when none of `quotes` gives one, else None."""
+    for kind in asked_types(question):
+        if kind in VETO_TYPES and not any(supplies(kind, q, question) for q in quotes):
+            return kind
+    return None

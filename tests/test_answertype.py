@@ -1,0 +1,99 @@
+"""What a question asks for, whether a quote gives it, and the refusal when no quote does."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.answering.answertype import absent, asked_counter, asked_types, supplies
+from assistant.answering.chain import make_pipeline
+from assistant.settings import Settings
+from tests.test_answering import assert_valid, briefing_passages, make_retrieve
+
+
+@pytest.mark.parametrize(("question", "types"), [
+    ("会談はいつ開かれましたか。", ["date"]),
+    ("徳川家康は何年に生まれた？", ["date"]),
+    ("When did the talks begin?", ["date"]),
+    ("交渉は何回行われましたか。", ["number"]),
+    ("派遣された人数は？", ["number"]),
+    ("何日間の停戦を求めたのか", ["number"]),
+    ("How many troops would be sent?", ["number"]),
+    ("What share of the territory does Russia control?", ["number"]),
+    ("報道官は誰ですか。", ["name"]),
+    ("Who briefed the European leaders?", ["name"]),
+    # Words that look like question words but ask nothing.
+    ("何度も延期された制裁の対象は何か。", []),
+    ("いつものように会談は非公開だったのか。", []),
+    ("いくつかの欧州諸国が参加する枠組みとは何か。", []),
+    ("1970年代に国有化が相次いだものとは？", []),
+    ("When the talks failed, what did Russia do?", []),
+])
+def test_asked_types(question: str, types: list[str]) -> None:
+    assert asked_types(question) == types
+
+
+def test_counted_units_must_match_and_equivalents_count() -> None:
+    assert asked_counter("交渉は何回行われましたか。") == "回"
+    assert asked_counter("何メートルか") is None  # an amount: any number answers it
+    assert supplies("number", "交渉はこれまでに3回行われた。", "交渉は何回行われましたか。")
+    assert not supplies("number", "交渉はこれまでに複数回行われた。", "交渉は何回行われましたか。")
+    assert not supplies("number", "交渉は19日に行われた。", "交渉は何回行われましたか。")
+    assert supplies("number", "監視団として3名を派遣した。", "派遣した人数は？")
+    assert supplies("number", "沸点は30℃位までである。", "沸点は何度くらい？")
+    assert supplies("number", "約2カ月で完成させた。", "どれほどの期間で完成させた？")
+    assert supplies("number", "300年近く改良されていない。", "どれくらいの期間、改良されていないか？")
+
+
+def test_a_date_is_not_a_count_and_a_count_is_not_a_share() -> None:
+    q = "How many NATO troops would be sent to Ukraine?"
+    assert absent(q, ["19日にトランプ氏は欧州が第一の防衛線になるべきとした。"]) == "number"
+    assert absent(q, ["欧州は1万人規模の部隊の派遣を検討している。"]) is None
+    share = "What share of Ukraine's territory does Russia control?"
+    assert absent(share, ["ロシアは4州の割譲を求めている。"]) == "number"
+    assert absent(share, ["ロシアは領土の約2割を支配している。"]) is None
+
+
+def test_dates_in_the_question_do_not_answer_it() -> None:
+    q = "8月15日の会談のあと、次の会談はいつ開かれるか。"
+    assert not supplies("date", "8月15日の会談では和平条件が話し合われた。", q)
+    assert supplies("date", "次の会談は9月1日に開かれる予定だ。", q)
+    assert not supplies("date", "人口は1852万人である。", "いつ創設されたか")
+    assert supplies("date", "It was founded in 1852.", "When was it founded?")
+
+
+def test_names_never_refuse() -> None:
+    assert asked_types("報道官の名前は？") == ["name"]
+    assert absent("報道官の名前は？", ["報道官は会見で述べた。"]) is None
+
+
+MEMO_VAGUE = "北海電機と南洋精工の統合協議は、これまでに複数回行われたが、条件面で折り合っていない。"
+MEMO_EXACT = "北海電機と南洋精工の統合協議は、これまでに3回行われたが、条件面で折り合っていない。"
+QUESTION = "北海電機と南洋精工の統合協議は、これまで何回行われましたか。"
+
+
+def test_a_quote_without_the_asked_number_is_a_refusal_that_says_so(embedder: object) -> None:
+    pipe = make_pipeline(Settings(llm="extractive"), embedder,
+                         make_retrieve(embedder, briefing_passages([MEMO_VAGUE])))
+    a = pipe.ask(QUESTION)
+    assert a.refused and a.refusal_reason == "asked_detail_absent (number)"
+    assert a.answer == "資料には、お尋ねの数値が書かれていません。"
+    assert a.citations == [] and a.passages[0].text == MEMO_VAGUE  # the closest passage is still shown
+    assert a.grounding.supported == a.grounding.checked
+    when = pipe.ask("北海電機と南洋精工の統合協議はいつ始まりましたか。")
+    assert when.refused and when.refusal_reason == "asked_detail_absent (date)"
+
+
+def test_the_same_question_is_answered_when_the_number_is_there(embedder: object) -> None:
+    pipe = make_pipeline(Settings(llm="extractive"), embedder,
+                         make_retrieve(embedder, briefing_passages([MEMO_EXACT])))
+    a = pipe.ask(QUESTION)
+    assert not a.refused, a.refusal_reason
+    assert any("3回" in c.quote for c in a.citations)
+    assert_valid(a)
+
+
+def test_english_refusal_names_the_missing_detail(embedder: object) -> None:
+    memo = "The merger talks between Hokkai Denki and Nanyo Seiko have been held several times without agreement."
+    pipe = make_pipeline(Settings(llm="extractive"), embedder, make_retrieve(embedder, briefing_passages([memo])))
+    a = pipe.ask("How many times have the merger talks between Hokkai Denki and Nanyo Seiko been held?")
+    assert a.refused and a.answer == "The documents do not give the number asked for."
