@@ -94,12 +94,19 @@ class Retriever:
     """Dense, keyword or hybrid search over the index; results are hydrated from SQLite (active chunks only)."""
 
     def __init__(self, index: Index, vectors: Any, embedder: Any, candidates_k: int = 30,
-                 fusion: dict[str, FusionWeights] | None = None) -> None:
+                 fusion: dict[str, FusionWeights] | None = None, rerank: dict[str, Any] | None = None,
+                 with_title: bool = True) -> None:
+        """`rerank`: the re-ranker's parameters (default: the shipped ones; {} turns it off).
+        `with_title`: whether ingestion indexes a title line with each chunk (`embed_with_title`)."""
+        from assistant import rerank as rr
+
         self.index = index
         self.vectors = vectors
         self.embedder = embedder
         self.candidates_k = candidates_k
         self.fusion = fusion or load_fusion_params()
+        self.rerank = rr.load_params() if rerank is None else rerank
+        self.with_title = with_title
 
     def candidates(self, question: str, k: int, allowed: set[str] | None, mode: Mode,
                    timings: dict[str, float] | None = None) -> dict[str, Candidate]:
@@ -141,6 +148,13 @@ class Retriever:
         else:
             lang = detect_language(question)
             ranked = keep_list_leaders(fuse(cands, self.fusion.get(lang) or DEFAULT_FUSION[lang]), cands)
+            if self.rerank.get("models", {}).get(lang):
+                from assistant import rerank as rr
+
+                texts = {cid: rr.candidate_text(c.title, c.section, c.text, self.with_title)
+                         for cid, c in chunks.items()}
+                ranked = keep_list_leaders(rr.rerank(question, ranked, cands, texts, self.rerank), cands,
+                                           leaders=int(self.rerank.get("leaders", 2)))
         return [_passage(chunks[cid], rank, score, cands[cid]) for rank, (cid, score) in enumerate(ranked[:top_k], 1)]
 
 

@@ -38,3 +38,43 @@ def test_each_lists_two_leaders_rank_within_the_first_three() -> None:
     order = [cid for cid, _ in keep_list_leaders(fuse(cands, FusionWeights(0.1, 200.0, 0.9)), cands)]
     assert set(order[:4]) == {"k1", "k2", "d1", "d2"}
     assert order[0] == "d1"  # the fused best, left in place
+
+
+# The re-ranker: lexical evidence in the candidates' texts, on top of the fused scores.
+
+def _texts(cands: dict[str, Candidate], **texts: str) -> dict[str, str]:
+    from assistant.rerank import candidate_text
+
+    return {cid: candidate_text(texts[cid].split("|")[0], "", texts[cid].split("|")[1]) for cid in cands}
+
+
+def test_shipped_rerank_params_cover_every_feature() -> None:
+    from assistant.rerank import FEATURES, load_params
+
+    params = load_params()
+    assert params["features"] == FEATURES
+    assert set(params["models"]) == {"ja"}
+    assert set(params["models"]["ja"]["weights"]) == set(FEATURES)
+
+
+def test_the_passage_that_holds_the_asked_words_moves_up() -> None:
+    from assistant.rerank import load_params, rerank
+
+    cands = _cands([("other", 0.86, 12.0), ("answer", 0.86, 11.5), ("third", 0.85, 5.0)])
+    texts = _texts(cands, other="ラオス|ラオスは東南アジアの内陸国で、メコン川が国土を流れる。",
+                   answer="ラオス|ラオスの首都はヴィエンチャンで、政治と経済の中心である。",
+                   third="タイ|タイの首都はバンコクである。")
+    fused = fuse(cands, JA)
+    assert [cid for cid, _ in fused][0] == "other"
+    out = rerank("ラオスの首都はどこか。", fused, cands, texts, load_params())
+    assert [cid for cid, _ in out][0] == "answer"
+    assert sorted(cid for cid, _ in out) == sorted(cid for cid, _ in fused)
+
+
+def test_english_questions_keep_the_fused_order() -> None:
+    from assistant.rerank import load_params, rerank
+
+    cands = _cands([("a", 0.86, 12.0), ("b", 0.85, 11.0)])
+    fused = fuse(cands, JA)
+    assert rerank("What is the capital of Laos?", fused, cands, _texts(cands, a="x|a", b="y|b"), load_params()) is fused
+    assert rerank("ラオスの首都はどこか。", fused, cands, _texts(cands, a="x|a", b="y|b"), {}) is fused
