@@ -128,10 +128,12 @@ class AnswerPipeline:
         else:
             refuse, p = self.rule.refuse(evidence.features)
             reason = f"weak_evidence (p={p:.2f})" if refuse else ""
-            absent = answertype.absent(state["standalone"], [s.text for s in chosen])
+            # A chat model reads every given passage; the extractive answer only its quotes.
+            given = [s.text for s in chosen] if self.chat_model is None else [p.text for p in state["passages"]]
+            absent = answertype.absent(state["standalone"], given)
             if absent and not refuse:
-                # The question asks for a date or a number and no quote gives one: quoting the
-                # passage would look like an answer without being one.
+                # The question asks for a date or a number and nothing the answer rests on gives one:
+                # quoting the passage would look like an answer without being one.
                 refuse, reason = True, f"asked_detail_absent ({absent})"
         state["timings"]["answer"] = _ms(t)
         return {"evidence": evidence, "chosen": chosen, "refuse": refuse, "p_answerable": p, "reason": reason}
