@@ -61,6 +61,14 @@ def test_dates_in_the_question_do_not_answer_it() -> None:
     assert supplies("date", "It was founded in 1852.", "When was it founded?")
 
 
+def test_degree_words_prefer_a_figure_but_do_not_require_one() -> None:
+    q = "領土について、両国の主張はどのくらい離れていますか。"
+    assert asked_types(q) == ["number"]
+    assert absent(q, ["両国の意見の隔たりは大きい。"]) is None
+    assert absent("停戦はどれほどの期間続いたか", ["停戦はしばらく続いた。"]) == "number"  # a duration is a figure
+    assert absent("How much did Russia gain?", ["ロシアは時間を得た。"]) is None
+
+
 def test_names_never_refuse() -> None:
     assert asked_types("報道官の名前は？") == ["name"]
     assert absent("報道官の名前は？", ["報道官は会見で述べた。"]) is None

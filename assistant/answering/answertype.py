@@ -137,9 +137,18 @@ def supplies(kind: str, sentence: str, question: str) -> bool:
 VETO_TYPES = ("date", "number")
 
 
+# Degree words ask "how much" in a way a sentence may answer without a figure ("the gap is large"):
+# they make numbers preferred, not required, unless the question also names what is counted.
+_DEGREE = re.compile(r"どのくらい|どれくらい|どれほど|どれだけ|how much|how far", re.IGNORECASE)
+
+
 def absent(question: str, quotes: list[str]) -> str | None:
     """The date or number type the question asks for when none of `quotes` gives one, else None."""
     for kind in asked_types(question):
-        if kind in VETO_TYPES and not any(supplies(kind, q, question) for q in quotes):
-            return kind
+        if kind not in VETO_TYPES or any(supplies(kind, q, question) for q in quotes):
+            continue
+        if kind == "number" and not _ASK["number"].search(_DEGREE.sub(" ", fold(question))) \
+                and not _ASK_DURATION.search(fold(question)):
+            continue
+        return kind
     return None
