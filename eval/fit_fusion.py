@@ -17,11 +17,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from assistant.core import make_assistant
-from assistant.evaluation.datasets import load_shared, sample_queries
-from assistant.evaluation.retrieval_eval import XLING_PREFIX, split_queries, write_corpus
+from assistant.evaluation.datasets import sample_queries
+from assistant.evaluation.retrieval_eval import XLING_PREFIX, index_shared, split_queries, write_corpus
 from assistant.retrieval import Candidate, FusionWeights, fuse
-from assistant.settings import Settings
 
 KW_WEIGHTS = [0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 1e3]
 BM25_HALF = [2.0, 4.0, 8.0, 12.0, 20.0, 40.0]
@@ -62,14 +60,7 @@ def main() -> int:
     ap.add_argument("--sample", type=int, default=None, help="queries per set (default: all)")
     args = ap.parse_args()
 
-    settings = Settings(data_dir=args.data_dir, models_dir=REPO / ".data" / "models")
-    a = make_assistant(settings)
-    folder = args.data_dir / "corpus"
-    corpus, all_queries = load_shared(args.shared)
-    doc_map = write_corpus(corpus, folder)
-    pid_doc = {pid: name for name, pid in doc_map.items()}
-    report = a.ingest([folder])
-    print(f"ingest: added {len(report.added)} skipped {len(report.skipped)} in {report.seconds:.1f}s", flush=True)
+    a, corpus, all_queries, pid_doc, folder = index_shared(args.data_dir, args.shared, REPO / ".data" / "models")
     split: dict[str, str] = {}
     queries = []
     for rows in sample_queries(all_queries, args.sample, 13).values():

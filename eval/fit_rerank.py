@@ -26,11 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from assistant import rerank as rr
-from assistant.core import make_assistant
-from assistant.evaluation.datasets import load_shared
-from assistant.evaluation.retrieval_eval import split_queries, write_corpus
+from assistant.evaluation.retrieval_eval import index_shared, split_queries
 from assistant.retrieval import Candidate, fuse, keep_list_leaders, load_fusion_params
-from assistant.settings import Settings
 from assistant.text.lang import detect_language
 from assistant.text.normalize import normalize_query
 
@@ -85,14 +82,8 @@ def main() -> int:
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "datasets")
     args = ap.parse_args()
 
-    settings = Settings(data_dir=args.data_dir, models_dir=REPO / ".data" / "models")
-    a = make_assistant(settings)
-    folder = args.data_dir / "corpus"
-    corpus, queries = load_shared(args.shared)
-    doc_map = write_corpus(corpus, folder)
-    pid_doc = {pid: name for name, pid in doc_map.items()}
-    report = a.ingest([folder])
-    print(f"ingest: added {len(report.added)} skipped {len(report.skipped)} in {report.seconds:.1f}s", flush=True)
+    a, _corpus, queries, pid_doc, _folder = index_shared(args.data_dir, args.shared, REPO / ".data" / "models")
+    settings = a.settings
     weights = load_fusion_params()
 
     rows: list[tuple[str, str, str, str, dict[str, Candidate]]] = []
@@ -131,7 +122,7 @@ def main() -> int:
 
     results: dict[str, dict[str, list]] = {"fused": {"fit": [], "test": []}, "reranked": {"fit": [], "test": []}}
     times = []
-    for name, part, question, gold, cands, lang, base in prepared:
+    for name, part, question, gold, cands, _lang, base in prepared:
         t0 = time.perf_counter()
         ranked = rr.rerank(question, base, cands, texts, params)
         if ranked is not base:

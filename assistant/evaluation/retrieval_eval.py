@@ -58,6 +58,24 @@ def write_corpus(corpus: Mapping[str, Mapping[str, Any]], folder: Path, titles: 
     return names
 
 
+def index_shared(data_dir: Path, shared: Path, models_dir: Path) -> tuple[Any, dict[str, Any], list[dict[str, Any]],
+                                                                         dict[str, str], Path]:
+    """An assistant over `data_dir` with the shared passages written to `data_dir/corpus` and ingested.
+
+    Returns (assistant, corpus, queries, {pid: file name}, corpus folder); used by the fitting scripts.
+    """
+    from assistant.core import make_assistant
+    from assistant.settings import Settings
+
+    a = make_assistant(Settings(data_dir=data_dir, models_dir=models_dir))
+    folder = data_dir / "corpus"
+    corpus, queries = load_shared(shared)
+    pid_doc = {pid: name for name, pid in write_corpus(corpus, folder).items()}
+    report = a.ingest([folder])
+    print(f"ingest: added {len(report.added)} skipped {len(report.skipped)} in {report.seconds:.1f}s", flush=True)
+    return a, corpus, queries, pid_doc, folder
+
+
 def _write_if_changed(path: Path, text: str) -> None:
     if not path.exists() or path.read_text(encoding="utf-8") != text:
         path.write_text(text, encoding="utf-8")
