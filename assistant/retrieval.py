@@ -139,6 +139,7 @@ class Retriever:
         cands = self.candidates(question, k, allowed, mode, timings)
         chunks = self.index.load_chunks(list(cands))
         cands = {cid: c for cid, c in cands.items() if cid in chunks}  # vectors of uncommitted writes
+        extra: dict[str, dict[str, float]] = {}
         if mode == "dense":
             ranked = sorted(((c.chunk_id, c.dense or 0.0) for c in cands.values() if c.dense is not None),
                             key=lambda x: -x[1])
@@ -153,13 +154,18 @@ class Retriever:
 
                 texts = {cid: rr.candidate_text(c.title, c.section, c.text, self.with_title)
                          for cid, c in chunks.items()}
-                ranked = keep_list_leaders(rr.rerank(question, ranked, cands, texts, self.rerank), cands,
-                                           leaders=int(self.rerank.get("leaders", 2)))
-        return [_passage(chunks[cid], rank, score, cands[cid]) for rank, (cid, score) in enumerate(ranked[:top_k], 1)]
+                reranked = keep_list_leaders(rr.rerank(question, ranked, cands, texts, self.rerank), cands,
+                                             leaders=int(self.rerank.get("leaders", 2)))
+                # The re-ranker sets the order; `score` stays the fused score, its own is beside it.
+                fused = dict(ranked)
+                extra = {cid: {"rerank": score} for cid, score in reranked}
+                ranked = [(cid, fused[cid]) for cid, _ in reranked]
+        return [_passage(chunks[cid], rank, score, cands[cid], extra.get(cid))
+                for rank, (cid, score) in enumerate(ranked[:top_k], 1)]
 
 
-def _passage(chunk: Chunk, rank: int, score: float, cand: Candidate) -> Passage:
-    scores = {"fused": round(score, 6)}
+def _passage(chunk: Chunk, rank: int, score: float, cand: Candidate, extra: dict[str, float] | None = None) -> Passage:
+    scores = {"fused": round(score, 6), **{k: round(v, 6) for k, v in (extra or {}).items()}}
     if cand.dense is not None:
         scores["dense"] = round(cand.dense, 6)
     if cand.keyword is not None:

@@ -68,6 +68,9 @@ def test_changed_file_replaces_old_chunks(tmp_path: Path, corpus: Path) -> None:
     assert a.vectors.count() == len(new_ids)
     hits = a.retrieve("パラジウム価格", top_k=3)
     assert any("パラジウム" in p.text for p in hits)
+    # Japanese questions are re-ranked: the order is the re-ranker's, `score` stays the fused one.
+    assert all("rerank" in p.scores and p.score == p.scores["fused"] for p in hits)
+    assert all("rerank" not in p.scores for p in a.retrieve("palladium price outlook", top_k=3))
 
 
 def test_prune_removes_deleted_files_but_not_uploads(tmp_path: Path, corpus: Path) -> None:
