@@ -51,6 +51,8 @@ def test_a_date_is_not_a_count_and_a_count_is_not_a_share() -> None:
     share = "What share of Ukraine's territory does Russia control?"
     assert absent(share, ["ロシアは4州の割譲を求めている。"]) == "number"
     assert absent(share, ["ロシアは領土の約2割を支配している。"]) is None
+    assert absent(share, ["ロシアは領土の5分の1を支配している。"]) is None
+    assert absent(share, ["会談は30分で終わった。"]) == "number"  # minutes are not a share
 
 
 def test_dates_in_the_question_do_not_answer_it() -> None:

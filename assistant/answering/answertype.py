@@ -106,7 +106,8 @@ def asked_counter(question: str) -> str | None:
 # A proportion is asked for: only a percentage, a ratio or a share answers it.
 _ASK_PROPORTION = re.compile(r"割合|比率|税率|金利|利率|何割|何パーセント|何%|何\s*%|percentage|\bshare\b|proportion|fraction|"
                              r"\brate\b", re.IGNORECASE)
-_PROPORTION = re.compile(_NUM + r"\s*(?:%|パーセント|割|分)|分の" + _NUM + r"|半数|半分|[0-9]+\s*percent", re.IGNORECASE)
+_PROPORTION = re.compile(_NUM + r"\s*(?:%|パーセント|割)|" + _NUM + r"\s*分の\s*" + _NUM + r"|半数|半分|[0-9]+\s*percent",
+                         re.IGNORECASE)
 _IS_DATE = re.compile(r"[0-9]+\s*[年月日]|[一二三四五六七八九十百千]+[年月日]")
 _ASK_DURATION = re.compile(r"期間|長さ|how long|何年間|何日間|何か月|何カ月|何ヶ月|何週間", re.IGNORECASE)
 
