@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Literal
 
+from assistant import rerank as rr
 from assistant.index import Index
 from assistant.text.lang import detect_language
 from assistant.text.normalize import normalize_query
@@ -98,8 +99,6 @@ class Retriever:
                  with_title: bool = True) -> None:
         """`rerank`: the re-ranker's parameters (default: the shipped ones; {} turns it off).
         `with_title`: whether ingestion indexes a title line with each chunk (`embed_with_title`)."""
-        from assistant import rerank as rr
-
         self.index = index
         self.vectors = vectors
         self.embedder = embedder
@@ -150,8 +149,6 @@ class Retriever:
             lang = detect_language(question)
             ranked = keep_list_leaders(fuse(cands, self.fusion.get(lang) or DEFAULT_FUSION[lang]), cands)
             if self.rerank.get("models", {}).get(lang):
-                from assistant import rerank as rr
-
                 texts = {cid: rr.candidate_text(c.title, c.section, c.text, self.with_title)
                          for cid, c in chunks.items()}
                 reranked = keep_list_leaders(rr.rerank(question, ranked, cands, texts, self.rerank), cands,

@@ -128,10 +128,11 @@ class AnswerPipeline:
         else:
             refuse, p = self.rule.refuse(evidence.features)
             reason = f"weak_evidence (p={p:.2f})" if refuse else ""
+        if not refuse:
             # A chat model reads every given passage; the extractive answer only its quotes.
-            given = [s.text for s in chosen] if self.chat_model is None else [p.text for p in state["passages"]]
+            given = [s.text for s in chosen] if self.chat_model is None else [x.text for x in state["passages"]]
             absent = answertype.absent(state["standalone"], given)
-            if absent and not refuse:
+            if absent:
                 # The question asks for a date or a number and nothing the answer rests on gives one:
                 # quoting the passage would look like an answer without being one.
                 refuse, reason = True, f"asked_detail_absent ({absent})"

@@ -89,7 +89,6 @@ def load_rule() -> RefusalRule:
 
 def refusal_text(language: str, reason: str = "") -> str:
     """The refusal in the question's language; it names the missing detail when that is the reason."""
-    for (lang, kind), text in DETAIL_TEXT.items():
-        if lang == (language if language in REFUSAL_TEXT else "en") and reason == f"asked_detail_absent ({kind})":
-            return text
-    return REFUSAL_TEXT.get(language, REFUSAL_TEXT["en"])
+    lang = language if language in REFUSAL_TEXT else "en"
+    kind = reason.removeprefix("asked_detail_absent (").removesuffix(")") if reason.startswith("asked_detail") else ""
+    return DETAIL_TEXT.get((lang, kind), REFUSAL_TEXT[lang])
