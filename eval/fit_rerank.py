@@ -80,10 +80,14 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data-dir", type=Path, default=REPO / ".data" / "eval-retrieval")
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "datasets")
+    ap.add_argument("--candidates-k", type=int, default=None, help="candidates per list (default: the settings')")
+    ap.add_argument("--fit-only", action="store_true",
+                    help="report the fit half only and write nothing (for choosing settings without the test half)")
     args = ap.parse_args()
 
     a, _corpus, queries, pid_doc, _folder = index_shared(args.data_dir, args.shared, REPO / ".data" / "models")
     settings = a.settings
+    k = args.candidates_k or settings.candidates_k
     weights = load_fusion_params()
 
     rows: list[tuple[str, str, str, str, dict[str, Candidate]]] = []
@@ -91,7 +95,7 @@ def main() -> int:
         for part in ("fit", "test"):
             for q in split_queries([q for q in queries if q["set"] == name], part, 13):
                 rows.append((name, part, q["question"], pid_doc[q["gold_pid"]],
-                             a.retriever.candidates(q["question"], settings.candidates_k, None, "hybrid")))
+                             a.retriever.candidates(q["question"], k, None, "hybrid")))
         print(f"  candidates for {name}", flush=True)
     chunks = a.index.load_chunks(list({cid for *_, c in rows for cid in c}))
     chunk_doc = {cid: c.doc_id for cid, c in chunks.items()}
@@ -123,6 +127,8 @@ def main() -> int:
     results: dict[str, dict[str, list]] = {"fused": {"fit": [], "test": []}, "reranked": {"fit": [], "test": []}}
     times = []
     for name, part, question, gold, cands, _lang, base in prepared:
+        if args.fit_only and part != "fit":
+            continue
         t0 = time.perf_counter()
         ranked = rr.rerank(question, base, cands, texts, params)
         if ranked is not base:
@@ -131,7 +137,15 @@ def main() -> int:
         results["fused"][part].append((name, gold, base))
         results["reranked"][part].append((name, gold, ranked))
     summary = {f"{kind}_{part}": doc_metrics(items, chunk_doc) for kind, parts in results.items()
-               for part, items in parts.items()}
+               for part, items in parts.items() if items}
+    found: dict[str, list[bool]] = {}
+    for name, part, _q, gold, cands, _lang, _base in prepared:
+        if part == "fit":
+            found.setdefault(name, []).append(gold in {chunk_doc.get(cid) for cid in cands})
+    summary["gold_among_candidates_fit"] = {n: round(sum(v) / len(v), 4) for n, v in sorted(found.items())}
+    if args.fit_only:
+        print(json.dumps(summary, indent=1))
+        return 0
     summary["rerank_ms_median"] = round(statistics.median(times), 2) if times else None
     (REPO / "assistant" / "rerank_params.json").write_text(json.dumps(params, ensure_ascii=False, indent=1) + "\n",
                                                           encoding="utf-8")
