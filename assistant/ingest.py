@@ -26,7 +26,7 @@ from assistant.loaders import load_document
 from assistant.settings import Settings
 from assistant.text.chunking import CHUNKER_VERSION, chunk_display
 from assistant.text.lang import detect_language
-from assistant.text.normalize import NORMALIZER_VERSION, build_display, search_form
+from assistant.text.normalize import NORMALIZER_VERSION, build_display, search_form, title_line
 from assistant.types import Chunk, Failure, IngestReport, LoadError
 from assistant.vectorstore import VectorStore
 
@@ -276,7 +276,7 @@ class Ingestor:
     def _embed_text(self, title: str, section: str, search_text: str) -> str:
         if not self.settings.embed_with_title:
             return search_text
-        head = " / ".join(unicodedata.normalize("NFKC", p) for p in (title, section) if p)
+        head = title_line(title, section)
         return f"{head}\n{search_text}" if head else search_text
 
     def _flush(self, batch: list[Prepared], report: IngestReport) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from assistant.keyword.tokenize import _QUERY_STOP, _thread_tokenizer
 from assistant.text.lang import detect_language
-from assistant.text.normalize import normalize_query
+from assistant.text.normalize import normalize_query, title_line
 
 FEATURES = ["d_ev", "k_ev", "fused", "inv_pos", "no_dense", "no_kw", "cov_w", "cov_b", "best_sent", "lcs",
             "compact", "num_match", "atype", "top_term", "log_len", "cov_head", "cov_body"]
@@ -116,13 +116,12 @@ def features(query: str, fused: list[tuple[str, float]], cands: dict[str, Any], 
     qnums = set(_NUM.findall(query))
     qcore = query.rstrip("。?？ ")
     want_time, want_num = bool(_TIME_Q.search(query)), bool(_NUM_Q.search(query))
-    dense = [c.dense for c in cands.values() if c.dense is not None]
-    dense_missing = (min(dense) - 0.01) if dense else dense_floor
+    from assistant.retrieval import list_evidence  # retrieval imports this module
+
+    evidence = list_evidence(cands, dense_floor, bm25_half)
     rows = []
     for pos, ((cid, score), t) in enumerate(zip(fused, tx, strict=True)):
         c = cands[cid]
-        d = c.dense if c.dense is not None else dense_missing
-        k = c.keyword or 0.0
         matched = [w for w in words if w in t]
         nl = t.find("\n")
         head, body = (t[:nl], t[nl + 1:]) if nl >= 0 else ("", t)
@@ -134,8 +133,7 @@ def features(query: str, fused: list[tuple[str, float]], cands: dict[str, Any], 
             compact = 1.0 if matched else 0.0
         atype = (want_time and bool(_DATE_P.search(t))) + (want_num and bool(_DIGIT.search(t)))
         rows.append([
-            max(0.0, (d - dense_floor) / (1.0 - dense_floor)),
-            k / (k + bm25_half) if k > 0 else 0.0,
+            *evidence[cid],
             score,
             1.0 / (pos + 1),
             float(c.dense is None),
@@ -161,7 +159,7 @@ def candidate_text(title: str, section: str, text: str, with_title: bool = True)
     body = unicodedata.normalize("NFKC", text).lower()
     if not with_title:
         return body
-    head = " / ".join(unicodedata.normalize("NFKC", p) for p in (title, section) if p).lower()
+    head = title_line(title, section).lower()
     return f"{head}\n{body}" if head else body
 
 

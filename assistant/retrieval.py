@@ -54,17 +54,24 @@ class Candidate:
     keyword_rank: int | None = None
 
 
-def fuse(cands: dict[str, Candidate], weights: FusionWeights) -> list[tuple[str, float]]:
-    """Fused score per candidate, best first. A candidate missing from the dense list takes the list's floor."""
+def list_evidence(cands: dict[str, Candidate], dense_floor: float, bm25_half: float) -> dict[str, tuple[float, float]]:
+    """Each candidate's (dense, keyword) evidence as fusion weighs it: the similarity above `dense_floor`,
+    scaled to 1 (a candidate missing from the dense list takes just under the list's lowest), and the
+    BM25 score saturated at `bm25_half`."""
     dense_scores = [c.dense for c in cands.values() if c.dense is not None]
-    dense_missing = (min(dense_scores) - 0.01) if dense_scores else weights.dense_floor
-    out = []
+    dense_missing = (min(dense_scores) - 0.01) if dense_scores else dense_floor
+    out = {}
     for c in cands.values():
         d = c.dense if c.dense is not None else dense_missing
-        d_ev = max(0.0, (d - weights.dense_floor) / (1.0 - weights.dense_floor))
         k = c.keyword or 0.0
-        k_ev = k / (k + weights.bm25_half) if k > 0 else 0.0
-        out.append((c.chunk_id, d_ev + weights.keyword_weight * k_ev))
+        out[c.chunk_id] = (max(0.0, (d - dense_floor) / (1.0 - dense_floor)), k / (k + bm25_half) if k > 0 else 0.0)
+    return out
+
+
+def fuse(cands: dict[str, Candidate], weights: FusionWeights) -> list[tuple[str, float]]:
+    """Fused score per candidate, best first: dense evidence plus weighted keyword evidence."""
+    evidence = list_evidence(cands, weights.dense_floor, weights.bm25_half)
+    out = [(cid, d_ev + weights.keyword_weight * k_ev) for cid, (d_ev, k_ev) in evidence.items()]
     out.sort(key=lambda x: -x[1])
     return out
 

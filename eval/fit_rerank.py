@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from assistant import rerank as rr
+from assistant.evaluation import metrics as m
 from assistant.evaluation.retrieval_eval import index_shared, split_queries
 from assistant.retrieval import Candidate, fuse, keep_list_leaders, load_fusion_params
 from assistant.text.lang import detect_language
@@ -60,20 +61,14 @@ def fit_listwise(xs: list[np.ndarray], ys: list[np.ndarray], l2: float) -> np.nd
 
 
 def doc_metrics(items: list[tuple[str, str, list[tuple[str, float]]]], chunk_doc: dict[str, str]) -> dict[str, Any]:
-    out: dict[str, list[list[float]]] = {}
+    """Per query set: R@1, R@5, R@10 and MRR@10 by distinct gold document, as the retrieval evaluation counts them."""
+    out: dict[str, list[dict[str, float]]] = {}
     for name, gold, ranked in items:
-        docs: list[str] = []
-        for cid, _ in ranked:
-            d = chunk_doc.get(cid)
-            if d and d not in docs:
-                docs.append(d)
-            if len(docs) == 10:
-                break
-        k = docs.index(gold) + 1 if gold in docs else None
-        out.setdefault(name, []).append([k == 1, bool(k and k <= 5), bool(k), 1 / k if k else 0.0])
-    return {name: {"n": len(v), **{m: round(float(np.mean([r[i] for r in v])), 4)
-                                   for i, m in enumerate(("R@1", "R@5", "R@10", "MRR@10"))}}
-            for name, v in sorted(out.items())}
+        docs = [d for d in (chunk_doc.get(cid) for cid, _ in ranked) if d]
+        out.setdefault(name, []).append(m.ranking_metrics(m.doc_hits(docs, gold), 1, (1, 5, 10)))
+    return {name: {"n": len(rows), **{key.upper(): round(float(np.mean([r[key] for r in rows])), 4)
+                                      for key in ("r@1", "r@5", "r@10", "mrr@10")}}
+            for name, rows in sorted(out.items())}
 
 
 def main() -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 TYPES = ("date", "number", "name")
 
@@ -91,6 +92,7 @@ _SAME = {"人": "(?:人|名)", "名": "(?:人|名)", "度": "(?:度|℃|°c)", "
          "か月": "(?:か月|カ月|ヶ月|ケ月)", "カ月": "(?:か月|カ月|ヶ月|ケ月)", "ヶ月": "(?:か月|カ月|ヶ月|ケ月)"}
 
 
+@lru_cache(maxsize=1024)  # asked again for every sentence scored against the question
 def asked_counter(question: str) -> str | None:
     """The unit a Japanese question counts in, if it names one (何人 -> 人); None for amounts and dates."""
     q = fold(question)

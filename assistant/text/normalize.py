@@ -226,6 +226,11 @@ def _may_compose(ch: str) -> bool:
     )
 
 
+def title_line(title: str, section: str) -> str:
+    """The "title / section" line indexed with each chunk when titles are embedded (NFKC; "" for none)."""
+    return " / ".join(unicodedata.normalize("NFKC", p) for p in (title, section) if p)
+
+
 def search_form(display: str) -> SearchForm:
     """Full NFKC and lower case of `display`, mapped back character by character."""
     out: list[str] = []
