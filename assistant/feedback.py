@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from assistant.errors import UserError
+from assistant.sqlitedb import enable_wal
 
 Rating = Literal["good", "bad"]
 RATINGS: tuple[str, ...] = ("good", "bad")
@@ -72,7 +73,7 @@ class FeedbackStore:
         conn = sqlite3.connect(str(self.path), timeout=30)
         try:
             if not self._ready:
-                conn.execute("PRAGMA journal_mode=WAL")
+                enable_wal(conn, 30)
                 conn.executescript(SCHEMA)
                 self._ready = True
             yield conn

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.keyword.index import KeywordIndex, KeywordIndexMismatch
+from assistant.sqlitedb import connect_wal
 from assistant.types import Chunk
 
 SCHEMA = """
@@ -79,8 +80,7 @@ class Index:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.RLock()
-        self.conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=60)
-        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn = connect_wal(path, timeout=60, check_same_thread=False, isolation_level=None)
         self.conn.execute("PRAGMA synchronous=NORMAL")
         # Postings land all over the (term, chunk) B-tree; a 64 MB page cache keeps large indexes
         # from rereading their inner pages on every insert (about 10% faster adds at 40k chunks).

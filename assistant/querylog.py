@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from assistant.sqlitedb import enable_wal
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS queries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -52,7 +54,7 @@ class QueryLog:
         conn = sqlite3.connect(str(self.path), timeout=30)
         if not self._ready:
             with self._lock:
-                conn.execute("PRAGMA journal_mode=WAL")
+                enable_wal(conn, 30)
                 conn.executescript(SCHEMA)
                 self._ready = True
         return conn

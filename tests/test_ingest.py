@@ -221,3 +221,36 @@ def test_keyword_weighting_change_resets_and_reindexes(tmp_path: Path, corpus: P
     assert report.changed == [BRIEFING] and "tokenizer changed" in report.reindexed[BRIEFING]
     assert b.index.keyword.count() == b.index.counts()["chunks"] > 0
 
+
+
+OPEN_INDEX_SCRIPT = """
+import sys, time
+from pathlib import Path
+from assistant.index import Index
+ready, go = Path(sys.argv[2]), Path(sys.argv[3])
+ready.touch()
+while not go.exists():
+    time.sleep(0.0005)
+index = Index(Path(sys.argv[1]))
+index.close()
+"""
+
+
+def test_processes_creating_one_index_at_once_all_open_it(tmp_path: Path) -> None:
+    """Switching a new SQLite file to WAL fails at once, without waiting, when another process is creating it."""
+    for attempt in range(8):
+        folder = tmp_path / f"round{attempt}"
+        folder.mkdir()
+        go = folder / "go"
+        readies = [folder / f"ready{i}" for i in range(4)]
+        procs = [subprocess.Popen([sys.executable, "-c", OPEN_INDEX_SCRIPT, str(folder / "index.sqlite"),
+                                   str(ready), str(go)], cwd=REPO, stderr=subprocess.PIPE, text=True,
+                                  env={**os.environ, "PYTHONPATH": str(REPO)})
+                 for ready in readies]
+        deadline = time.monotonic() + 120
+        while not all(ready.exists() for ready in readies) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        go.touch()
+        for proc in procs:
+            _, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err[-1500:]
