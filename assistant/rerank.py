@@ -23,7 +23,7 @@ from typing import Any
 
 from assistant.keyword.tokenize import _QUERY_STOP, _thread_tokenizer
 from assistant.text.lang import detect_language
-from assistant.text.normalize import normalize_query, title_line
+from assistant.text.normalize import normalize_query, question_core, title_line
 
 FEATURES = ["d_ev", "k_ev", "fused", "inv_pos", "no_dense", "no_kw", "cov_w", "cov_b", "best_sent", "lcs",
             "compact", "num_match", "atype", "top_term", "log_len", "cov_head", "cov_body"]
@@ -49,6 +49,7 @@ def query_terms(query: str) -> tuple[list[str], list[str]]:
     from sudachipy import SplitMode
 
     words: list[str] = []
+    query = question_core(query)
     for m in _thread_tokenizer().tokenize(query, SplitMode.C):
         if m.part_of_speech()[0] not in _CONTENT:
             continue

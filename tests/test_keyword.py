@@ -82,6 +82,19 @@ def test_query_drops_question_words() -> None:
     assert "梅雨" in terms and "何" not in terms and "言う" not in terms
 
 
+def test_query_drops_a_wrapping_request_but_keeps_the_topic() -> None:
+    terms = set(tokenize_query("主張の表にあるロシアの要求を教えてください。"))
+    assert {"ロシア", "要求", "主張"} <= terms
+    assert not terms & {"教える", "下さる", "#教え"}
+    assert not set(tokenize_query("党員数を答えなさい")) & {"答える", "#答え"}
+    assert "sanction" in tokenize_query("please tell me about the sanctions")
+    assert "tell" not in tokenize_query("please tell me about the sanctions")
+    # A verb that is the topic stays: nothing follows it that makes it a request.
+    assert "教える" in tokenize_query("大学で何を教えていたか")
+    # A question that is nothing but the request keeps its words.
+    assert "教える" in tokenize_query("教えてください")
+
+
 def test_term_weights_saturate_and_downweight_bigrams() -> None:
     w = term_weights(["日本"] * 10 + ["銀行", "#日本"])
     assert w["日本"] > w["銀行"] and w["日本"] < 10 * w["銀行"]

@@ -131,6 +131,7 @@ class SentenceScorer:
         """Scores every sentence of the top passages and computes the refusal features."""
         from assistant.text.chunking import split_sentences
         from assistant.text.lang import detect_language
+        from assistant.text.normalize import question_core
 
         top = list(passages[:MAX_PASSAGES])
         spans: list[tuple[int, int, int, str]] = []
@@ -141,7 +142,7 @@ class SentenceScorer:
                 s, e = _trim(p.text, s, e)
                 if e - s >= MIN_SENTENCE_CHARS and p.text[s:e].strip() not in headings:
                     spans.append((i, s, e, p.text[s:e]))
-        q_tokens = self.tokens(question)
+        q_tokens = self.tokens(question_core(question))
         wanted = answertype.asked_types(question)
         scored: list[Scored] = []
         if spans:

@@ -61,8 +61,11 @@ def tokenize(text: str, analysis: Analysis = DEFAULT_ANALYSIS) -> list[str]:
 
 
 def tokenize_query(text: str, analysis: Analysis = DEFAULT_ANALYSIS) -> list[str]:
-    """Terms of a question in search form: the same analysis, without question words and light verbs."""
-    return _analyse(text, analysis, query=True)
+    """Terms of a question in search form: the same analysis, without question words, light verbs and a
+    wrapping request ("…を教えてください")."""
+    from assistant.text.normalize import question_core
+
+    return _analyse(question_core(text), analysis, query=True)
 
 
 def latin_term(word: str) -> str:

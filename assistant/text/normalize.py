@@ -231,6 +231,25 @@ def title_line(title: str, section: str) -> str:
     return " / ".join(unicodedata.normalize("NFKC", p) for p in (title, section) if p)
 
 
+# A request or an exam-style instruction wrapped round a question ("…を教えてください", "…を答えよ")
+# says how to answer, not what about: its words would only dilute the question's key terms.
+_REQUEST = re.compile(
+    r"を?(?:教えて|おしえて|挙げて|あげて|答えて|こたえて|述べて|説明して|示して|聞かせて)"
+    r"(?:ください|下さい|くださいますか|くれ(?:ますか|ませんか)?|もらえ(?:ますか|ませんか)|いただけ(?:ますか|ませんか)|ほしい|欲しい)"
+    r"|を?(?:答え|こたえ|述べ|挙げ|説明せ)(?:よ|なさい)"
+    r"|を?(?:教えて|おしえて|挙げて|答えて|こたえて|述べて)(?=[\s。?？!！]*$)"
+    r"|(?:please |could you |can you )?tell me(?: about)?\b",
+    re.IGNORECASE,
+)
+
+
+def question_core(question: str) -> str:
+    """The question without a wrapping request ("…を教えてください" -> "…"), for picking its key terms;
+    unchanged when nothing would be left."""
+    core = _REQUEST.sub(" ", question)
+    return core if core.strip(" 。、.,?？!！") else question
+
+
 def search_form(display: str) -> SearchForm:
     """Full NFKC and lower case of `display`, mapped back character by character."""
     out: list[str] = []
