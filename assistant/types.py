@@ -154,6 +154,9 @@ class Answer:
     id: str = ""
     standalone_question: str = ""
     refusal_reason: str = ""
+    # Under a refusal: the sentences that came closest, each in its passage (`n` from 1). Pointers for
+    # the reader, never an answer: they are not cited and the answer text does not rest on them.
+    closest: list[Citation] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -165,6 +168,7 @@ class Answer:
             "refusal_reason": self.refusal_reason,
             "standalone_question": self.standalone_question,
             "citations": [c.to_json() for c in self.citations],
+            "closest": [c.to_json() for c in self.closest],
             "passages": [p.to_json() for p in self.passages],
             "grounding": self.grounding.to_json(),
             "answerer": self.answerer,

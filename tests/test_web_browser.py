@@ -131,6 +131,19 @@ def test_english_question_gets_an_english_answer(page: Any) -> None:
     shot(page, "04-english-answer")
 
 
+def test_a_refusal_shows_the_closest_passages_as_pointers(page: Any) -> None:
+    answer = ask(page, "日本銀行の政策金利は現在何％ですか。")
+    assert answer.locator("a.cite").count() == 0
+    assert "資料から回答できませんでした" in answer.inner_text()
+    near = page.locator("#sources .src-group:not([hidden]) .src-card.near")
+    near.first.wait_for(timeout=10_000)
+    assert 1 <= near.count() <= 3
+    assert "回答ではありません" in page.locator("#sources .src-group:not([hidden]) .near-note").inner_text()
+    mark = near.first.locator("mark")
+    assert mark.count() == 1 and mark.inner_text() in near.first.locator(".passage").inner_text()
+    shot(page, "05b-refusal-with-pointers")
+
+
 def test_date_filter_on_the_page(page: Any) -> None:
     page.get_by_text("絞り込み / Filters").click()
     page.locator("#date-to input, #date-to textarea").first.fill("2020-01-01")

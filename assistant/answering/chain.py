@@ -18,7 +18,7 @@ from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrou
 from assistant import grounding
 from assistant.answering import answertype, extractive, followup, prompts
 from assistant.answering.guards import AnswerGuard, GuardResult
-from assistant.answering.refusal import RefusalRule, load_rule, refusal_text
+from assistant.answering.refusal import RefusalRule, closest, load_rule, refusal_text
 from assistant.errors import check_question
 from assistant.settings import Settings
 from assistant.types import Answer, Citation, Grounding, Passage
@@ -41,6 +41,7 @@ class Draft:
     answerer: str = "extractive"
     refused: bool = False
     refusal_reason: str = ""
+    closest: list[Citation] = field(default_factory=list)
 
 
 def clean_question(question: str, max_chars: int) -> str:
@@ -203,8 +204,10 @@ class AnswerPipeline:
     def _refusal(self, state: dict[str, Any]) -> Draft:
         text = refusal_text(state["language"], state["evidence"]["reason"])
         checked = grounding.check_answer(text, {})
+        ranked = state["evidence"]["evidence"].ranked()
+        near = closest(state["passages"], [(s.passage, s.start, s.end) for s in ranked])
         return Draft(text, [], checked, self.answerer, refused=True,
-                     refusal_reason=state["evidence"]["reason"])
+                     refusal_reason=state["evidence"]["reason"], closest=near)
 
     def _fallback(self, state: dict[str, Any], result: GuardResult | None, reason: str) -> Draft:
         draft = self._extractive(state)
@@ -226,7 +229,7 @@ class AnswerPipeline:
             refused=draft.refused, citations=draft.citations, passages=list(state["passages"]),
             grounding=draft.grounding, answerer=draft.answerer,
             timings_ms={k: round(v, 2) for k, v in timings.items()}, id=uuid.uuid4().hex,
-            standalone_question=state["standalone"], refusal_reason=draft.refusal_reason,
+            standalone_question=state["standalone"], refusal_reason=draft.refusal_reason, closest=draft.closest,
         )
 
 

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from typing import Any
+
+from assistant.types import Citation, Passage
 
 REFUSAL_TEXT = {
     "en": "The documents do not answer this question.",
@@ -23,6 +26,12 @@ DETAIL_TEXT = {
     ("ja", "date"): "資料には、お尋ねの日付や時期が書かれていません。",
     ("ja", "number"): "資料には、お尋ねの数値が書かれていません。",
 }
+# Shown under a refusal, before the passages that came closest: they are pointers, not an answer.
+NEAR_LABEL = {
+    "en": "Not an answer, but the passages closest to the question:",
+    "ja": "回答ではありませんが、質問に最も近い箇所です:",
+}
+NEAR_COUNT = 3
 FEATURES = ("s_dense", "s_kw", "s_gap", "s_best", "p_kw", "p_dense", "xling", "xling_s_dense", "xling_s_gap",
             "same_s_kw")
 
@@ -92,3 +101,19 @@ def refusal_text(language: str, reason: str = "") -> str:
     lang = language if language in REFUSAL_TEXT else "en"
     kind = reason.removeprefix("asked_detail_absent (").removesuffix(")") if reason.startswith("asked_detail") else ""
     return DETAIL_TEXT.get((lang, kind), REFUSAL_TEXT[lang])
+
+
+
+def closest(passages: Sequence[Passage], sentences: Sequence[tuple[int, int, int]],
+            limit: int = NEAR_COUNT) -> list[Citation]:
+    """What a refusal points at: the best-scored sentences (passage index, start, end; best first, text
+    that speaks to the answerer already left out), one per document section, each in its passage."""
+    seen: set[tuple[str, str]] = set()
+    picks: list[tuple[Passage, int, int]] = []
+    for i, start, end in sentences:
+        if 0 <= i < len(passages) and (passages[i].doc_id, passages[i].section) not in seen:
+            seen.add((passages[i].doc_id, passages[i].section))
+            picks.append((passages[i], start, end))
+    return [Citation(n=n, chunk_id=p.chunk_id, doc_id=p.doc_id, title=p.title, section=p.section, page=p.page,
+                     source=p.source, text=p.text, quote=p.text[s:e], start=s, end=e, date=p.date)
+            for n, (p, s, e) in enumerate(picks[:limit], start=1)]

@@ -38,6 +38,7 @@ def answer_from_json(data: Mapping[str, Any]) -> Answer:
     """An `Answer` from its JSON form (`Answer.to_json`); unknown keys are ignored."""
     fields = _known(Answer, data)
     fields["citations"] = [Citation(**_known(Citation, c)) for c in data.get("citations") or []]
+    fields["closest"] = [Citation(**_known(Citation, c)) for c in data.get("closest") or []]
     fields["passages"] = [Passage(**_known(Passage, p)) for p in data.get("passages") or []]
     fields["grounding"] = Grounding(**_known(Grounding, data.get("grounding") or {}))
     fields.setdefault("question", "")

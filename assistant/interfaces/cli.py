@@ -258,7 +258,13 @@ def print_answer(answer: Any, out: TextIO) -> None:
         for c in answer.citations:
             where = " / ".join(x for x in (c.title, c.section, f"p.{c.page}" if c.page else "") if x)
             print(f"  [{c.n}] {where} ({c.doc_id})\n      「{c.quote}」", file=out)
+    elif answer.closest:
+        from assistant.answering.refusal import NEAR_LABEL
 
+        print("\n" + NEAR_LABEL.get(answer.language, NEAR_LABEL["en"]), file=out)
+        for c in answer.closest:
+            where = " / ".join(x for x in (c.title, c.section, f"p.{c.page}" if c.page else "") if x)
+            print(f"  - {where} ({c.doc_id})\n      「{c.quote}」", file=out)
 
 def _chat(assistant: Any, args: argparse.Namespace) -> int:
     filters = _filters(args)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from assistant.answering.refusal import NEAR_LABEL
 from assistant.types import Answer, Citation
 
 SECTION_CHARS = 3000  # Block Kit: a section's text is at most 3,000 characters
@@ -241,9 +242,9 @@ def document_url(public_url: str, doc_id: str, chunk_id: str) -> str:
     return f"{public_url.rstrip('/')}/documents/{quote(doc_id, safe='')}#chunk-{quote(chunk_id, safe='')}"
 
 
-def source_line(c: Citation, public_url: str | None) -> str:
+def source_line(c: Citation, public_url: str | None, numbered: bool = True) -> str:
     """`[n] title — section — p.page`, the `[n] title` part linked to the passage when a URL is known."""
-    label = f"[{c.n}] {c.title or c.doc_id}"
+    label = f"[{c.n}] {c.title or c.doc_id}" if numbered else (c.title or c.doc_id)
     rest = "".join(f" — {part}" for part in (c.section, f"p.{c.page}" if c.page is not None else "") if part)
     if public_url:
         # Inside <url|label> a "|" would end the URL part early; show a full-width bar instead.
@@ -284,6 +285,13 @@ def render_answer(answer: Answer, public_url: str | None = None, *, buttons: boo
     if cited:
         tail.append({"type": "divider"})
         lines = [t("sources", answer.language)] + [source_line(c, public_url) for c in cited]
+        tail.extend(section(piece) for piece in pack_lines(lines, SECTION_CHARS))
+    elif answer.refused and answer.closest:
+        # Pointers, not an answer: the sentences that came closest, unnumbered and not cited.
+        tail.append({"type": "divider"})
+        lines = [f"_{escape_mrkdwn(NEAR_LABEL.get(answer.language, NEAR_LABEL['en']))}_"]
+        for c in answer.closest:
+            lines.append(f"• {source_line(c, public_url, numbered=False)}\n> {escape_mrkdwn(' '.join(c.quote.split()))}")
         tail.extend(section(piece) for piece in pack_lines(lines, SECTION_CHARS))
     if buttons and answer.id:
         tail.append(feedback_block(answer.id, answer.language))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote as url_quote
 
+from assistant.answering.refusal import NEAR_LABEL
 from assistant.core import DocumentInfo
 from assistant.types import Chunk, IngestReport
 
@@ -45,6 +46,8 @@ a.cite:hover, a.cite:focus { background: var(--color-accent-soft); text-decorati
 .src-card .passage { white-space: pre-wrap; overflow-wrap: anywhere; font-size: 0.92em; margin: 0;
   padding-left: 8px; border-left: 3px solid var(--border-color-primary); }
 .src-card mark { background: #fde68a; color: #111; padding: 0 1px; }
+.src-card.near { border-style: dashed; }
+.near-note { font-size: 0.85em; color: var(--body-text-color-subdued); }
 .src-card .open-doc { font-size: 0.85em; }
 .docs-table { width: 100%; border-collapse: collapse; font-size: 0.9em; }
 .docs-table th, .docs-table td { border-bottom: 1px solid var(--border-color-primary); padding: 4px 6px;
@@ -119,7 +122,10 @@ def render_chat(turns: list[Turn], streaming: bool = False) -> str:
             cited = {int(c["n"]) for c in a.get("citations", [])}
             note = ""
             if a.get("refused"):
-                note = '<div class="note">資料から回答できませんでした / Not answerable from the documents</div>'
+                note = ('<div class="note">資料から回答できませんでした。出典欄に最も近い箇所を表示しています。 / '
+                        "Not answerable from the documents; the closest passages are shown under Sources.</div>"
+                        if a.get("closest") else
+                        '<div class="note">資料から回答できませんでした / Not answerable from the documents</div>')
             parts.append(
                 f'<div class="msg bot answer" data-turn="{k}" data-answer-id="{esc(a.get("id", ""))}">'
                 f'<div class="who">アシスタント / Assistant · 回答 #{k} / Answer #{k}</div>'
@@ -160,9 +166,12 @@ def render_sources(turns: list[Turn], base_url: str = "") -> str:
         parts.append(f'<section class="src-group" data-answer="{k}"{hidden}>'
                      f'<div class="src-meta">回答 #{k} / Answer #{k}: {esc(a.get("question", ""))}</div>')
         citations = a.get("citations", [])
-        if not citations:
+        near = [] if citations else a.get("closest") or []
+        if near:
+            parts.append(f'<p class="near-note">{esc(NEAR_LABEL["ja"])}<br>{esc(NEAR_LABEL["en"])}</p>')
+        elif not citations:
             parts.append("<p>この回答には出典がありません。 / This answer has no citations.</p>")
-        for c in citations:
+        for kind, c in [("src", c) for c in citations] + [("near", c) for c in near]:
             n = int(c["n"])
             meta = [f"セクション / Section: {esc(c.get('section') or '—')}"]
             if c.get("page") is not None:
@@ -170,9 +179,10 @@ def render_sources(turns: list[Turn], base_url: str = "") -> str:
             if c.get("date"):
                 meta.append(f"日付 / Date: {esc(c['date'])}")
             href = esc(document_link(c["doc_id"], c["chunk_id"], base_url))
+            label = f"[{n}] " if kind == "src" else ""
             parts.append(
-                f'<div class="src-card" id="src-{k}-{n}" data-n="{n}">'
-                f'<div class="src-title">[{n}] {esc(c.get("title") or c.get("source") or c["doc_id"])}</div>'
+                f'<div class="src-card {kind}" id="{kind}-{k}-{n}" data-n="{n}">'
+                f'<div class="src-title">{label}{esc(c.get("title") or c.get("source") or c["doc_id"])}</div>'
                 f'<div class="src-meta">{" · ".join(meta)}</div>'
                 f'<blockquote class="passage">'
                 f'{_marked_passage(c.get("text", ""), c.get("quote", ""), int(c.get("start", 0)), int(c.get("end", 0)))}'

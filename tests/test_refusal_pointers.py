@@ -1,0 +1,70 @@
+"""Refusals point at the passages that came closest: in the answer's JSON, the CLI, Slack and the web page."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from assistant.answering.chain import make_pipeline
+from assistant.answering.refusal import NEAR_COUNT, NEAR_LABEL
+from assistant.interfaces.cli import print_answer
+from assistant.interfaces.slack_blocks import render_answer
+from assistant.interfaces.web_assets import Turn, render_chat, render_sources
+from assistant.settings import Settings
+from assistant.types import Answer
+from tests.test_answering import INJECTION_EN, INJECTION_JA, briefing_passages, make_retrieve
+
+MEMO = "北海電機と南洋精工の統合協議は、これまでに複数回行われたが、条件面で折り合っていない。"
+QUESTION = "北海電機と南洋精工の統合協議は何回行われましたか。"
+
+
+def refused(embedder: object, extra: list[str], question: str) -> Answer:
+    pipe = make_pipeline(Settings(llm="extractive"), embedder, make_retrieve(embedder, briefing_passages(extra)))
+    a = pipe.ask(question, top_k=6)
+    assert a.refused, a.answer
+    return a
+
+
+def test_a_refusal_points_at_the_closest_sentences_without_citing_them(embedder: object) -> None:
+    a = refused(embedder, [MEMO], QUESTION)
+    assert a.citations == [] and "[" not in a.answer
+    assert 1 <= len(a.closest) <= NEAR_COUNT
+    assert a.closest[0].quote == MEMO  # the sentence that came closest, though it lacks the number
+    assert [c.n for c in a.closest] == list(range(1, len(a.closest) + 1))
+    for c in a.closest:
+        assert c.text[c.start:c.end] == c.quote
+        assert any(p.chunk_id == c.chunk_id for p in a.passages)
+    assert len({(c.doc_id, c.section) for c in a.closest}) == len(a.closest)
+    data = json.loads(json.dumps(a.to_json(), ensure_ascii=False))
+    assert data["closest"][0]["quote"] == MEMO and data["citations"] == []
+
+
+def test_text_that_speaks_to_the_answerer_is_never_pointed_at(embedder: object) -> None:
+    for injection in (INJECTION_JA, INJECTION_EN):
+        a = refused(embedder, [injection], "ブラジルのGDPはいくらか。")
+        assert all("HACKED" not in c.quote and "無視" not in c.quote for c in a.closest)
+
+
+def test_an_answered_question_has_no_pointers(embedder: object) -> None:
+    pipe = make_pipeline(Settings(llm="extractive"), embedder, make_retrieve(embedder, briefing_passages()))
+    a = pipe.ask("米ロ首脳会談はどこで行われましたか？")
+    assert not a.refused and a.citations and a.closest == []
+
+
+def test_cli_slack_and_web_show_the_pointers_as_such(embedder: object) -> None:
+    a = refused(embedder, [MEMO], QUESTION)
+    out = io.StringIO()
+    print_answer(a, out)
+    text = out.getvalue()
+    assert text.startswith(a.answer) and NEAR_LABEL["ja"] in text and f"「{MEMO}」" in text
+
+    (message,) = render_answer(a, "https://assistant.example")
+    slack = json.dumps(message.blocks, ensure_ascii=False)
+    assert NEAR_LABEL["ja"] in slack and MEMO in slack
+    assert "https://assistant.example/documents/" in slack and "[1]" not in slack
+
+    turn = Turn(question=QUESTION, answer=a.to_json())
+    panel = render_sources([turn])
+    assert NEAR_LABEL["en"] in panel and 'id="near-1-1"' in panel and 'id="src-1-' not in panel
+    assert f"<mark>{MEMO}</mark>" in panel and 'class="open-doc"' in panel
+    assert "closest passages are shown" in render_chat([turn])
