@@ -183,6 +183,9 @@ def score_answer(q: Question, a: Answer, retrieved: Sequence[Passage] | None, ks
     if q.answerable:
         if a.refused:
             rec["evidence_recall"] = 0.0
+            # What a wrongly refused reader is pointed at: does a pointed-at sentence hold the evidence?
+            rec["pointer_recall"] = float(any(_cited_relevant(q, c, c.quote if not q.gold_doc else c.text, doc_map)
+                                              for c in a.closest))
         elif q.gold_doc:
             rec["evidence_recall"] = float(any(_cited_relevant(q, c, cited_text[c.n], doc_map) for c in a.citations))
         else:
@@ -278,6 +281,7 @@ def aggregate(records: Sequence[dict[str, Any]], ks: Sequence[int] = (1, 5, 10))
         out[f"retrieval_{key}"] = m.mean(r["retrieval"].get(key) for r in ans if "retrieval" in r)
     out["citation_validity"] = m.mean(float(r["citation_valid"]) for r in said if "citation_valid" in r)
     out["evidence_recall"] = m.mean(r.get("evidence_recall") for r in ans)
+    out["pointer_recall"] = m.mean(r.get("pointer_recall") for r in ans)
     out["citation_precision"] = m.mean(r.get("citation_precision") for r in said)
     checked = sum(r.get("sentences_checked", 0) for r in said)
     out["grounded_share"] = (sum(r.get("sentences_supported", 0) for r in said) / checked) if checked else None
