@@ -103,7 +103,6 @@ def refusal_text(language: str, reason: str = "") -> str:
     return DETAIL_TEXT.get((lang, kind), REFUSAL_TEXT[lang])
 
 
-
 def closest(passages: Sequence[Passage], sentences: Sequence[tuple[int, int, int]],
             limit: int = NEAR_COUNT) -> list[Citation]:
     """What a refusal points at: the best-scored sentences (passage index, start, end; best first, text
@@ -114,6 +113,8 @@ def closest(passages: Sequence[Passage], sentences: Sequence[tuple[int, int, int
         if 0 <= i < len(passages) and (passages[i].doc_id, passages[i].section) not in seen:
             seen.add((passages[i].doc_id, passages[i].section))
             picks.append((passages[i], start, end))
+            if len(picks) == limit:
+                break
     return [Citation(n=n, chunk_id=p.chunk_id, doc_id=p.doc_id, title=p.title, section=p.section, page=p.page,
                      source=p.source, text=p.text, quote=p.text[s:e], start=s, end=e, date=p.date)
-            for n, (p, s, e) in enumerate(picks[:limit], start=1)]
+            for n, (p, s, e) in enumerate(picks, start=1)]

@@ -256,15 +256,18 @@ def print_answer(answer: Any, out: TextIO) -> None:
     if answer.citations:
         print("\n" + ("出典:" if answer.language == "ja" else "Sources:"), file=out)
         for c in answer.citations:
-            where = " / ".join(x for x in (c.title, c.section, f"p.{c.page}" if c.page else "") if x)
-            print(f"  [{c.n}] {where} ({c.doc_id})\n      「{c.quote}」", file=out)
+            print(f"  [{c.n}] {_where(c)} ({c.doc_id})\n      「{c.quote}」", file=out)
     elif answer.closest:
         from assistant.answering.refusal import NEAR_LABEL
 
         print("\n" + NEAR_LABEL.get(answer.language, NEAR_LABEL["en"]), file=out)
         for c in answer.closest:
-            where = " / ".join(x for x in (c.title, c.section, f"p.{c.page}" if c.page else "") if x)
-            print(f"  - {where} ({c.doc_id})\n      「{c.quote}」", file=out)
+            print(f"  - {_where(c)} ({c.doc_id})\n      「{c.quote}」", file=out)
+
+
+def _where(c: Any) -> str:
+    return " / ".join(x for x in (c.title, c.section, f"p.{c.page}" if c.page else "") if x)
+
 
 def _chat(assistant: Any, args: argparse.Namespace) -> int:
     filters = _filters(args)
