@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from assistant.errors import UserError
-from assistant.sqlitedb import enable_wal
+from assistant.sqlitedb import LOCK_TIMEOUT_S, enable_wal
 
 Rating = Literal["good", "bad"]
 RATINGS: tuple[str, ...] = ("good", "bad")
@@ -70,10 +70,10 @@ class FeedbackStore:
         with self._lock:
             if not self._ready:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(self.path), timeout=30)
+        conn = sqlite3.connect(str(self.path), timeout=LOCK_TIMEOUT_S)
         try:
             if not self._ready:
-                enable_wal(conn, 30)
+                enable_wal(conn, LOCK_TIMEOUT_S)
                 conn.executescript(SCHEMA)
                 self._ready = True
             yield conn

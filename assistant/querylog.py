@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from assistant.sqlitedb import enable_wal
+from assistant.sqlitedb import LOCK_TIMEOUT_S, enable_wal
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS queries (
@@ -51,10 +51,10 @@ class QueryLog:
     def _connect(self) -> sqlite3.Connection:
         if not self._ready:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(self.path), timeout=30)
+        conn = sqlite3.connect(str(self.path), timeout=LOCK_TIMEOUT_S)
         if not self._ready:
             with self._lock:
-                enable_wal(conn, 30)
+                enable_wal(conn, LOCK_TIMEOUT_S)
                 conn.executescript(SCHEMA)
                 self._ready = True
         return conn

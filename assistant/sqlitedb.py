@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+# How long the small stores (feedback, query log) wait for another writer before giving up.
+LOCK_TIMEOUT_S = 30.0
 _RETRY_FIRST_S = 0.02
 _RETRY_MAX_S = 0.5
 

@@ -184,8 +184,7 @@ def score_answer(q: Question, a: Answer, retrieved: Sequence[Passage] | None, ks
         if a.refused:
             rec["evidence_recall"] = 0.0
             # What a wrongly refused reader is pointed at: does a pointed-at sentence hold the evidence?
-            rec["pointer_recall"] = float(any(_cited_relevant(q, c, c.quote if not q.gold_doc else c.text, doc_map)
-                                              for c in a.closest))
+            rec["pointer_recall"] = float(any(_cited_relevant(q, c, c.quote, doc_map) for c in a.closest))
         elif q.gold_doc:
             rec["evidence_recall"] = float(any(_cited_relevant(q, c, cited_text[c.n], doc_map) for c in a.citations))
         else:

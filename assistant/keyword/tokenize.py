@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Literal
 
+from assistant.text.normalize import question_core
+
 if TYPE_CHECKING:
     from sudachipy import Dictionary, Morpheme, Tokenizer  # type: ignore[import-untyped]
 
@@ -63,8 +65,6 @@ def tokenize(text: str, analysis: Analysis = DEFAULT_ANALYSIS) -> list[str]:
 def tokenize_query(text: str, analysis: Analysis = DEFAULT_ANALYSIS) -> list[str]:
     """Terms of a question in search form: the same analysis, without question words, light verbs and a
     wrapping request ("…を教えてください")."""
-    from assistant.text.normalize import question_core
-
     return _analyse(question_core(text), analysis, query=True)
 
 
