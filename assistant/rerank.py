@@ -36,6 +36,9 @@ _NUM = re.compile(r"[0-9][0-9,.]*")
 _SENT = re.compile(r"[^。!?\n]+[。!?\n]?")
 _CONTENT = frozenset({"名詞", "代名詞", "形状詞", "動詞", "形容詞", "接頭辞", "接尾辞"})
 # Expected answer type: a question asking when / how many, and a passage holding a date / a number.
+# Coarser than `answering.answertype`, and kept: the shipped weights were fitted on these
+# patterns, so moving the feature onto `answertype.asked_types` / `supplies` means refitting
+# (`eval/fit_rerank.py`) and measuring again.
 _TIME_Q = re.compile(r"いつ|何年|何月|何日|何世紀|何時代|西暦|何時|年代|時期")
 _NUM_Q = re.compile(r"いくつ|いくら|何人|何個|何回|何度|何歳|何倍|何%|何パーセント|何メートル|何キロ|何km|どれくらい|"
                     r"どのくらい|何番|何位|何本|何台|何件|何種|何ヶ国|何か国|何か所|何校|何社|何枚|何頭|何匹|何冊|何円|何ドル|何万|何億")

@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from assistant.answering import answertype
+from assistant.text.normalize import question_core
 from assistant.types import Citation, Passage
 
 MAX_PASSAGES = 5
@@ -131,7 +132,6 @@ class SentenceScorer:
         """Scores every sentence of the top passages and computes the refusal features."""
         from assistant.text.chunking import split_sentences
         from assistant.text.lang import detect_language
-        from assistant.text.normalize import question_core
 
         top = list(passages[:MAX_PASSAGES])
         spans: list[tuple[int, int, int, str]] = []
