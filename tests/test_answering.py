@@ -168,3 +168,34 @@ def test_instructions_inside_a_passage_do_not_change_the_answer(embedder: object
         assert "HACKED" not in a.answer, a.answer
         assert all("HACKED" not in c.quote and "無視" not in c.quote for c in a.citations)
         assert_valid(a)
+
+
+def test_table_header_rows_are_recognised() -> None:
+    from assistant.answering.extractive import table_headers
+
+    text = "課題\n項目 | 現状 | 目標\n再エネ比率 | 約23% | 4〜5割\n自給率 | 約15% | 3〜4割\n最大の課題は需要の増加である。"
+    assert table_headers(text) == {"項目 | 現状 | 目標"}
+    # A first row with figures is data (the chunk may start inside a table); a lone row is no table.
+    assert table_headers("2024 | 2025\n10 | 20") == set()
+    assert table_headers("国 | 立場\n") == set()
+
+
+def test_a_table_header_row_is_never_quoted(embedder: object, tmp_path: Path) -> None:
+    """A Markdown table read by the loader: its header row names columns and answers nothing."""
+    from assistant.loaders import load_document
+    from assistant.text.normalize import build_display
+
+    doc = tmp_path / "targets.md"
+    doc.write_text("# 目標\n\n| 項目 | 現状 | 目標 |\n|---|---|---|\n| 再エネ比率 | 約23% | 4〜5割 |\n"
+                   "| エネルギー自給率 | 約15% | 3〜4割 |\n\n原子力は2割程度とする方針を明記した。\n", encoding="utf-8")
+    text = build_display(load_document(doc, 10_000_000).blocks).text
+    assert "項目 | 現状 | 目標" in text
+    passage = Passage(rank=1, score=1.0, chunk_id="t-0", doc_id="targets.md", title="目標", section="目標", page=None,
+                      source="targets.md", text=text, language="ja")
+    pipe = make_pipeline(Settings(), embedder, make_retrieve(embedder, [passage]))
+    for question in ("What is the target for each item?", "各項目の目標は？", "表の項目は何ですか"):
+        a = pipe.ask(question)
+        assert all("項目 | 現状" not in c.quote for c in a.citations), a.answer
+        assert all("項目 | 現状" not in c.quote for c in a.closest)
+        if a.citations:
+            assert_valid(a)

@@ -136,8 +136,8 @@ class SentenceScorer:
         top = list(passages[:MAX_PASSAGES])
         spans: list[tuple[int, int, int, str]] = []
         for i, p in enumerate(top):
-            # A heading names a topic and asserts nothing: it is never quoted as an answer.
-            headings = {h.strip() for h in (p.section, p.title) if h and h.strip()}
+            # A heading (or a table's header row) names a topic and asserts nothing: never quoted.
+            headings = {h.strip() for h in (p.section, p.title) if h and h.strip()} | table_headers(p.text)
             for s, e in split_sentences(p.text):
                 s, e = _trim(p.text, s, e)
                 if e - s >= MIN_SENTENCE_CHARS and p.text[s:e].strip() not in headings:
@@ -180,6 +180,22 @@ class SentenceScorer:
             "xling": float(q_lang != p_lang),
             "q_terms": float(len(q_tokens)),
         }
+
+
+_CELL_SEP = " | "
+_DIGIT = re.compile(r"[0-9０-９]")
+
+
+def table_headers(text: str) -> set[str]:
+    """Header rows of the tables in `text`: the loaders write a table row as one line of cells joined
+    by " | "; the first row of a run of two or more is its header when it holds no figure."""
+    lines = [line.strip() for line in text.split("\n")]
+    out = set()
+    for k, line in enumerate(lines):
+        if (_CELL_SEP in line and k + 1 < len(lines) and _CELL_SEP in lines[k + 1]
+                and (k == 0 or _CELL_SEP not in lines[k - 1]) and not _DIGIT.search(line)):
+            out.add(line)
+    return out
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:
