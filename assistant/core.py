@@ -183,6 +183,9 @@ def make_assistant(settings: Settings | None = None) -> Assistant:
     embedder = load_embedder(settings)
     index = Index(settings.index_db)
     vectors = VectorStore(settings, LCEmbeddings(embedder))
-    retriever = Retriever(index, vectors, embedder, settings.candidates_k, with_title=settings.embed_with_title)
+    from assistant.text.lexicon import load_lexicon
+
+    retriever = Retriever(index, vectors, embedder, settings.candidates_k, with_title=settings.embed_with_title,
+                          lexicon=load_lexicon(str(settings.model_dir)))
     ingestor = Ingestor(settings, index, vectors, embedder.version)
     return Assistant(settings, index, vectors, embedder, retriever, ingestor)

@@ -103,7 +103,7 @@ class Retriever:
 
     def __init__(self, index: Index, vectors: Any, embedder: Any, candidates_k: int = 30,
                  fusion: dict[str, FusionWeights] | None = None, rerank: dict[str, Any] | None = None,
-                 with_title: bool = True) -> None:
+                 with_title: bool = True, lexicon: Any = None) -> None:
         """`rerank`: the re-ranker's parameters (default: the shipped ones; {} turns it off).
         `with_title`: whether ingestion indexes a title line with each chunk (`embed_with_title`)."""
         self.index = index
@@ -113,6 +113,8 @@ class Retriever:
         self.fusion = fusion or load_fusion_params()
         self.rerank = rr.load_params() if rerank is None else rerank
         self.with_title = with_title
+        # English-to-Japanese renderings for English questions' keyword search (`text.lexicon`).
+        self.lexicon = lexicon
 
     def candidates(self, question: str, k: int, allowed: set[str] | None, mode: Mode,
                    timings: dict[str, float] | None = None) -> dict[str, Candidate]:
@@ -130,7 +132,9 @@ class Retriever:
                 timings["dense"] = (time.perf_counter() - t1) * 1000
         if mode in ("hybrid", "keyword"):
             t0 = time.perf_counter()
-            for rank, (cid, score) in enumerate(self.index.keyword.search(query, k, allowed), 1):
+            renderings = ([r.japanese for r in self.lexicon.translate(question)]
+                          if self.lexicon is not None and detect_language(question) == "en" else [])
+            for rank, (cid, score) in enumerate(self.index.keyword.search(query, k, allowed, renderings), 1):
                 cands.setdefault(cid, Candidate(cid)).keyword = score
                 cands[cid].keyword_rank = rank
             if timings is not None:

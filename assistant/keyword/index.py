@@ -264,13 +264,26 @@ class KeywordIndex:
         """Remove chunks; unknown ids are ignored."""
         self.store.delete(chunk_ids)
 
-    def search(self, query: str, k: int, doc_ids: Collection[str] | None = None) -> list[tuple[str, float]]:
-        """Best k (chunk_id, score) for a query in search form, optionally only within `doc_ids`."""
+    def search(self, query: str, k: int, doc_ids: Collection[str] | None = None,
+               renderings: Sequence[Sequence[str]] = ()) -> list[tuple[str, float]]:
+        """Best k (chunk_id, score) for a query in search form, optionally only within `doc_ids`.
+
+        `renderings`: for each word of a question in another language, its alternative renderings in
+        the documents' language (`text.lexicon`); they share the word's weight, so a word with three
+        renderings counts no more than one with one."""
         terms = tokenize_query(query, self.analysis)
-        if not terms:
+        groups = [[tokenize_query(r, self.analysis) for r in group] for group in renderings]
+        extra = {t for group in groups for toks in group for t in toks}
+        if not terms and not extra:
             return []
-        frequencies = self.store.document_frequencies(set(terms))
-        weights = query_weights(terms, frequencies, self.store.count(), self.params)
+        frequencies = self.store.document_frequencies(set(terms) | extra)
+        n = self.store.count()
+        weights = query_weights(terms, frequencies, n, self.params)
+        for group in groups:
+            present = [toks for toks in group if any(frequencies.get(t, 0) for t in toks)]
+            for toks in present:
+                for term, w in query_weights(toks, frequencies, n, self.params).items():
+                    weights[term] = max(weights.get(term, 0.0), w / len(present))
         return self.store.top_k(weights, k, doc_ids)
 
     def count(self) -> int:

@@ -1,0 +1,76 @@
+"""The English-to-Japanese lexicon built from jamdict-data, and English keyword search over Japanese text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from assistant.core import make_assistant
+from assistant.keyword.index import KeywordIndex
+from assistant.keyword.memory import MemoryKeywordStore
+from assistant.text.lexicon import LEXICON_FILE, Lexicon, ensure_lexicon, normalize_gloss
+from assistant.text.normalize import search_form
+from tests.helpers import CORPUS, make_settings
+
+
+@pytest.fixture(scope="module")
+def lexicon(models_dir: Path) -> Lexicon:
+    path = ensure_lexicon(models_dir)
+    assert path is not None, "jamdict-data is a dependency: the set-up installs it"
+    return Lexicon(path)
+
+
+def rendered(lexicon: Lexicon, question: str) -> dict[str, tuple[str, ...]]:
+    return {r.english: r.japanese for r in lexicon.translate(question)}
+
+
+def test_gloss_keys_drop_parentheticals_articles_and_to() -> None:
+    assert normalize_gloss("to postpone (a meeting)") == "postpone"
+    assert normalize_gloss("the Crimea") == "crimea"
+    assert normalize_gloss("Nuclear Power") == "nuclear power"
+
+
+def test_words_and_phrases_get_their_common_renderings(lexicon: Lexicon) -> None:
+    r = rendered(lexicon, "How long did Trump delay economic sanctions against Russia?")
+    assert r["economic sanctions"][0] == "経済制裁"  # the phrase wins over its words
+    assert "ロシア" in r["russia"]
+    assert "トランプ" in r["trump"]  # capitalised: a name, not the card game's verb
+    assert "how" not in r and "did" not in r
+    assert "原子力" in rendered(lexicon, "What is the target share of nuclear power?")["nuclear power"]
+    # Inflected forms find their base form.
+    assert any("制裁" in ja for ja in rendered(lexicon, "the sanctions")["sanctions"])
+
+
+def test_a_second_build_is_skipped(models_dir: Path) -> None:
+    path = models_dir / LEXICON_FILE
+    before = path.stat().st_mtime_ns
+    assert ensure_lexicon(models_dir) == path
+    assert path.stat().st_mtime_ns == before
+
+
+def test_renderings_share_their_word_weight() -> None:
+    """A word with three renderings found in the documents counts a third for each, so an ambiguous
+    word weighs no more than a plain one."""
+    index = KeywordIndex(store=MemoryKeywordStore())
+    index.add([("a", "d1", search_form("経済制裁を延期した。").text),
+               ("b", "d2", search_form("原子力の発電所。").text),
+               ("c", "d3", search_form("天気は晴れ。").text)])
+    one = dict(index.search("", 3, renderings=[["延期"]]))
+    three = dict(index.search("", 3, renderings=[["延期", "発電所", "晴れ"]]))
+    assert set(one) == {"a"} and set(three) == {"a", "b", "c"}
+    assert three["a"] == pytest.approx(one["a"] / 3)
+    # A rendering no document holds takes no share.
+    assert dict(index.search("", 3, renderings=[["延期", "存在しない語"]]))["a"] == pytest.approx(one["a"])
+    assert index.search("", 3, renderings=[["存在しない語"]]) == []
+
+
+def test_english_keyword_search_finds_japanese_passages(tmp_path: Path) -> None:
+    """Keyword-only retrieval of an English question over the Japanese briefing, with and without the lexicon."""
+    a = make_assistant(make_settings(tmp_path / "data"))
+    a.ingest([CORPUS])
+    question = "How many weeks did Trump postpone the economic sanctions on Russia?"
+    found = a.retrieve(question, top_k=3, mode="keyword")
+    assert found and "経済制裁" in found[0].text and "延期" in found[0].text
+    a.retriever.lexicon = None
+    assert not any("経済制裁" in p.text for p in a.retrieve(question, top_k=3, mode="keyword"))
