@@ -88,8 +88,9 @@ def test_english_question_gets_english_framing_and_exact_japanese_quotes(pipelin
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "English questions over Japanese passages rest on e5-small's cross-lingual similarity alone; on held-out "
-    "data the refusal rule refuses 11% of answerable English questions, and this one scores below the threshold"))
+    "the refusal rule reads e5-small's cross-lingual similarity (the lexicon's renderings order the sentences "
+    "but are not among its features); on held-out data it refuses 11% of answerable English questions, and "
+    "this one scores below the threshold"))
 def test_english_question_about_the_spokesperson(pipeline: AnswerPipeline) -> None:
     a = pipeline.ask("What did Russia's foreign ministry spokesperson reject?")
     assert not a.refused, a.refusal_reason

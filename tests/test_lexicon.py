@@ -74,3 +74,22 @@ def test_english_keyword_search_finds_japanese_passages(tmp_path: Path) -> None:
     assert found and "経済制裁" in found[0].text and "延期" in found[0].text
     a.retriever.lexicon = None
     assert not any("経済制裁" in p.text for p in a.retrieve(question, top_k=3, mode="keyword"))
+
+
+def test_an_english_question_finds_its_japanese_sentence_through_the_renderings(
+        lexicon: Lexicon, embedder: object) -> None:
+    from assistant.answering.extractive import SentenceScorer
+    from assistant.types import Passage
+
+    text = ("政府は2040年度の電源構成で再生可能エネルギーを4〜5割程度とする目標を掲げた。"
+            "原子力は2割程度とし、最大限活用する方針を明記した。最大の課題は電力需要の増加である。"
+            "蓄電池の導入支援を拡充する。")
+    passage = Passage(rank=1, score=1.0, chunk_id="c", doc_id="d", title="エネルギー政策", section="概要", page=None,
+                      source="energy.md", text=text, language="ja")
+    question = "What is the target share of nuclear power?"
+    plain = SentenceScorer(embedder).score(question, [passage])  # type: ignore[arg-type]
+    with_lexicon = SentenceScorer(embedder, lexicon=lexicon).score(question, [passage])  # type: ignore[arg-type]
+    assert with_lexicon.ranked()[0].text.startswith("原子力は2割程度")
+    assert with_lexicon.ranked()[0].rendered > 0 and not plain.ranked()[0].rendered
+    # The refusal rule reads the features it was fitted on: the renderings only order the sentences.
+    assert with_lexicon.features == plain.features

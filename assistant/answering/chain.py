@@ -58,7 +58,9 @@ class AnswerPipeline:
         self.retrieve = retrieve
         self.chat_model = chat_model
         self.answerer = settings.llm if chat_model is not None else "extractive"
-        self.scorer = extractive.SentenceScorer(embedder)
+        from assistant.text.lexicon import load_lexicon
+
+        self.scorer = extractive.SentenceScorer(embedder, lexicon=load_lexicon(str(settings.model_dir)))
         self.rule = rule or load_rule()
         self.prepare: Runnable[dict[str, Any], dict[str, Any]] = (
             RunnablePassthrough.assign(standalone=RunnableLambda(self._condense))

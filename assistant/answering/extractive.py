@@ -7,10 +7,11 @@ passage sentence with its `[n]`, and `Citation.text[start:end] == quote`.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -21,6 +22,8 @@ from assistant.types import Citation, Passage
 MAX_PASSAGES = 5
 MAX_QUOTES = 3
 MIN_SENTENCE_CHARS = 8
+# A one-character rendering (案, 前, 軍) is found inside too many unrelated words to count as a match.
+MIN_RENDERING_CHARS = 2
 KEYWORD_WEIGHT = 0.15
 ENTITY_BONUS = 0.03
 # A second or third quote must score almost as well as the best one, or it only adds noise.
@@ -60,6 +63,13 @@ class Scored:
     bonus: float
     instruction: bool
     score: float
+    # The question's English words found through their Japanese renderings: it ranks the sentences,
+    # but the refusal features leave it out (the shipped rule was fitted without it).
+    rendered: float = 0.0
+
+    @property
+    def base_score(self) -> float:
+        return self.score - KEYWORD_WEIGHT * max(0.0, self.rendered - self.keyword)
 
 
 @dataclass
@@ -92,8 +102,11 @@ def content_tokens(text: str) -> set[str]:
 class SentenceScorer:
     """Splits passages into sentences and scores them; sentence vectors are cached by text."""
 
-    def __init__(self, embedder: SupportsEmbedding, cache_size: int = 50_000) -> None:
+    def __init__(self, embedder: SupportsEmbedding, cache_size: int = 50_000, lexicon: Any = None) -> None:
+        """`lexicon`: English-to-Japanese renderings (`text.lexicon`), so that an English question's
+        words are found in Japanese sentences too."""
         self.embedder = embedder
+        self.lexicon = lexicon
         self.cache_size = cache_size
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -128,6 +141,25 @@ class SentenceScorer:
                 self._tokens.popitem(last=False)
         return toks
 
+    def renderings(self, question: str, q_tokens: set[str]) -> list[tuple[str, ...]]:
+        """For an English question: the Japanese renderings of its content words (one tuple a word),
+        for finding them in Japanese sentences; [] for other questions or without a lexicon."""
+        if self.lexicon is None or not q_tokens or not re.search(r"[a-z]", " ".join(q_tokens)):
+            return []
+        from assistant.text.lang import detect_language
+
+        if detect_language(question) != "en":
+            return []
+        out: list[tuple[str, ...]] = []
+        covered = 0
+        for r in self.lexicon.translate(question):
+            covered += len(r.english.split())
+            out.append(tuple(unicodedata.normalize("NFKC", ja).lower() for ja in r.japanese
+                             if len(ja) >= MIN_RENDERING_CHARS))
+        # Content words the lexicon does not render (names in Latin script, say) still count as words.
+        out.extend(() for _ in range(max(0, len(q_tokens) - covered)))
+        return out
+
     def score(self, question: str, passages: Sequence[Passage]) -> Evidence:
         """Scores every sentence of the top passages and computes the refusal features."""
         from assistant.text.chunking import split_sentences
@@ -143,6 +175,7 @@ class SentenceScorer:
                 if e - s >= MIN_SENTENCE_CHARS and p.text[s:e].strip() not in headings:
                     spans.append((i, s, e, p.text[s:e]))
         q_tokens = self.tokens(question_core(question))
+        renderings = self.renderings(question, q_tokens)
         wanted = answertype.asked_types(question)
         scored: list[Scored] = []
         if spans:
@@ -150,10 +183,11 @@ class SentenceScorer:
             dense = self.sentence_vectors([t for *_, t in spans]) @ q_vec
             for (i, s, e, text), d in zip(spans, dense, strict=True):
                 kw = len(q_tokens & self.tokens(text)) / len(q_tokens) if q_tokens else 0.0
+                rendered = rendered_overlap(renderings, text)
                 bonus = ENTITY_BONUS if any(answertype.supplies(t, text, question) for t in wanted) else 0.0
                 instruction = bool(INSTRUCTION_RE.search(text))
-                score = float(d) + KEYWORD_WEIGHT * kw + bonus - 0.002 * i
-                scored.append(Scored(i, s, e, text, float(d), kw, bonus, instruction, score))
+                score = float(d) + KEYWORD_WEIGHT * max(kw, rendered) + bonus - 0.002 * i
+                scored.append(Scored(i, s, e, text, float(d), kw, bonus, instruction, score, rendered))
         evidence = Evidence(scored)
         evidence.features = self._features(question, q_tokens, top, evidence, detect_language)
         return evidence
@@ -161,7 +195,6 @@ class SentenceScorer:
     def _features(self, question: str, q_tokens: set[str], top: Sequence[Passage], evidence: Evidence,
                   detect_language: object) -> dict[str, float]:
         ranked = evidence.ranked()
-        best = ranked[0] if ranked else None
         p_tokens: set[str] = set()
         for p in top[:3]:
             p_tokens |= self.tokens(p.text)
@@ -174,7 +207,7 @@ class SentenceScorer:
             "s_dense": s_dense,
             "s_kw": max((s.keyword for s in ranked), default=0.0),
             "s_gap": s_dense - mean_dense,
-            "s_best": best.score if best else 0.0,
+            "s_best": max((s.base_score for s in ranked), default=0.0),
             "p_kw": len(q_tokens & p_tokens) / len(q_tokens) if q_tokens else 0.0,
             "p_dense": float(top_dense),
             "xling": float(q_lang != p_lang),
@@ -184,6 +217,14 @@ class SentenceScorer:
 
 _CELL_SEP = " | "
 _DIGIT = re.compile(r"[0-9０-９]")
+
+
+def rendered_overlap(renderings: Sequence[tuple[str, ...]], text: str) -> float:
+    """Share of the question's words (one tuple of Japanese renderings each) that the text holds."""
+    if not renderings:
+        return 0.0
+    body = unicodedata.normalize("NFKC", text).lower()
+    return sum(1 for forms in renderings if any(f in body for f in forms)) / len(renderings)
 
 
 def table_headers(text: str) -> set[str]:
