@@ -93,3 +93,10 @@ def test_an_english_question_finds_its_japanese_sentence_through_the_renderings(
     assert with_lexicon.ranked()[0].rendered > 0 and not plain.ranked()[0].rendered
     # The refusal rule reads the features it was fitted on: the renderings only order the sentences.
     assert with_lexicon.features == plain.features
+
+
+def test_verbs_bring_their_nouns_and_phrasal_verbs_keep_their_particle(lexicon: Lexicon) -> None:
+    assert "延期" in rendered(lexicon, "Did he postpone it?")["postpone"]  # via "postponement"
+    assert "合意" in rendered(lexicon, "Will they agree?")["agree"]  # via "agreement"
+    assert "侵攻" in rendered(lexicon, "Did they invade?")["invade"]  # via "invasion"
+    assert "give up" in rendered(lexicon, "Which regions would Ukraine have to give up?")

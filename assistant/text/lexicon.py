@@ -27,13 +27,14 @@ log = logging.getLogger(__name__)
 
 LEXICON_FILE = "lexicon-en-ja.sqlite3"
 # Bump when the build changes what the table holds: an older file is rebuilt by the next set-up.
-LEXICON_VERSION = "1"
+LEXICON_VERSION = "3"
 MAX_PHRASE_WORDS = 3
 PER_KEY = 3
 _NAME_TYPES = ("place", "person", "surname", "organization", "company", "product")
 # A name that many entries share (Kim, Paris as a given name...) says little: left out.
 _MAX_NAME_ENTRIES = 2
-_PRIORITY = re.compile(r"^(news1|ichi1|spec1|gai1|news2|ichi2|spec2|gai2|nf\d\d)$")
+_COMMON = frozenset({"news1", "ichi1", "spec1", "gai1"})
+_LESS_COMMON = frozenset({"news2", "ichi2", "spec2", "gai2"})
 _PAREN = re.compile(r"\s*\([^)]*\)\s*")
 _WORD = re.compile(r"[a-z][a-z0-9'\-]*")
 _KATAKANA = re.compile(r"[\u30a1-\u30fa\u30fc]")
@@ -47,6 +48,9 @@ STOP = frozenset(
     "say said says tell told according document documents briefing report text mention mentioned "
     "also just only very more most less least up down out over under again still yet ever even".split()
 )
+
+# Adverb particles that end a phrasal verb ("give up", "carry out"): stop words alone, not there.
+_PARTICLES = frozenset({"up", "down", "out", "off", "over", "in", "on", "away", "back"})
 
 
 @dataclass(frozen=True)
@@ -66,10 +70,22 @@ def normalize_gloss(gloss: str) -> str:
     return " ".join(g.split())
 
 
-def _headword(kanji: list[tuple[str, bool]], kana: list[tuple[str, bool]], usually_kana: bool) -> tuple[str, bool] | None:
-    """The form a Japanese text most likely uses: a common kanji form, else a katakana one."""
+Form = tuple[str, tuple[int, int]]  # (text, (commonness tier, news-frequency band)): lower is more common
+
+
+def _commonness(tags: str | None) -> tuple[int, int]:
+    """JMdict's priority tags as (tier, band): tier 0 for the most common words, 1 for the next, 2
+    for the rest; band is the nfXX news-frequency rank in 500-word bands (99 without one)."""
+    marks = set((tags or "").split(","))
+    tier = 0 if marks & _COMMON else 1 if marks & _LESS_COMMON else 2
+    bands = [int(m[2:]) for m in marks if m.startswith("nf") and m[2:].isdigit()]
+    return tier, min(bands, default=99)
+
+
+def _headword(kanji: list[Form], kana: list[Form], usually_kana: bool) -> Form | None:
+    """The form a Japanese text most likely uses: the most common kanji form, else a katakana one."""
     if kanji and not usually_kana:
-        return next((k for k in kanji if k[1]), kanji[0])
+        return min(kanji, key=lambda k: k[1])
     for form in kana:
         if _KATAKANA.search(form[0]) and len(form[0]) > 1:
             return form
@@ -79,20 +95,20 @@ def _headword(kanji: list[tuple[str, bool]], kana: list[tuple[str, bool]], usual
 def build(jmdict_path: Path, out: Path) -> int:
     """Writes the lexicon table from jamdict-data's database; returns the number of (key, word) rows."""
     src = sqlite3.connect(f"file:{jmdict_path}?mode=ro", uri=True)
-    kanji: dict[int, list[tuple[str, bool]]] = defaultdict(list)
+    kanji: dict[int, list[Form]] = defaultdict(list)
     for idseq, text, pri in src.execute(
             "SELECT k.idseq, k.text, group_concat(p.text) FROM Kanji k LEFT JOIN KJP p ON p.kid = k.ID "
             "GROUP BY k.ID ORDER BY k.ID"):
-        kanji[idseq].append((text, bool(pri and any(_PRIORITY.match(x) for x in pri.split(",")))))
-    kana: dict[int, list[tuple[str, bool]]] = defaultdict(list)
+        kanji[idseq].append((text, _commonness(pri)))
+    kana: dict[int, list[Form]] = defaultdict(list)
     for idseq, text, pri in src.execute(
             "SELECT k.idseq, k.text, group_concat(p.text) FROM Kana k LEFT JOIN KNP p ON p.kid = k.ID "
             "GROUP BY k.ID ORDER BY k.ID"):
-        kana[idseq].append((text, bool(pri and any(_PRIORITY.match(x) for x in pri.split(",")))))
+        kana[idseq].append((text, _commonness(pri)))
     usually_kana = {sid for (sid,) in src.execute("SELECT sid FROM misc WHERE text LIKE '%usually written using kana%'")}
 
     # key -> {japanese: (rank tuple)}
-    best: dict[str, dict[str, tuple[int, int, int, int]]] = defaultdict(dict)
+    best: dict[str, dict[str, tuple[int, ...]]] = defaultdict(dict)
     sense_order: dict[int, int] = defaultdict(int)
     seen_sense: dict[int, int] = {}
     rows = src.execute("SELECT s.idseq, s.ID, g.text FROM Sense s JOIN SenseGloss g ON g.sid = s.ID "
@@ -111,7 +127,9 @@ def build(jmdict_path: Path, out: Path) -> int:
         head = _headword(kanji.get(idseq, []), kana.get(idseq, []), sid in usually_kana)
         if head is None:
             continue
-        rank = (0 if head[1] else 1, min(seen_sense[sid], 9), min(gloss_pos, 9), len(head[0]))
+        # Words marked common first; then the earlier the sense and the gloss, the better; then frequency.
+        tier, band = head[1]
+        rank = (int(tier > 1), min(seen_sense[sid], 9), min(gloss_pos, 9), band, len(head[0]))
         word = head[0]
         if word not in best[key] or rank < best[key][word]:
             best[key][word] = rank
@@ -215,6 +233,19 @@ def _variants(word: str) -> Iterator[str]:
         yield word[:-2]
 
 
+def _nominals(word: str) -> Iterator[str]:
+    """Nouns an English verb may be named by (reject -> rejection, postpone -> postponement): JMdict
+    often glosses a Japanese する-noun (拒否, 延期) only by the noun."""
+    if len(word) < 4:
+        return
+    stem = word[:-1] if word.endswith("e") else word
+    yield stem + "ion"
+    yield word + "ment"
+    yield stem + "ation"
+    if word.endswith("de"):
+        yield word[:-2] + "sion"
+
+
 class Lexicon:
     """Read-only lookups in a built lexicon file; safe to share between threads."""
 
@@ -252,12 +283,16 @@ class Lexicon:
                 span = words[i:i + n]
                 if n == 1 and span[0] in STOP:
                     break
-                if n > 1 and (span[0] in STOP or span[-1] in STOP):
+                if n > 1 and (span[0] in STOP or span[-1] in STOP and span[-1] not in _PARTICLES):
                     continue
                 as_name = all(capital[i:i + n])
                 for last in dict.fromkeys(_variants(span[-1])):
                     key = " ".join([*span[:-1], last])
                     ja = (self.lookup(key, name=True) if as_name else ()) or self.lookup(key)
+                    if ja and n == 1:
+                        noun = next((x for x in map(self.lookup, _nominals(key)) if x), ())
+                        if noun:
+                            ja = tuple(dict.fromkeys(ja[:2] + noun[:2]))
                     if ja:
                         found = (n, Rendering(" ".join(span), ja))
                         break
