@@ -161,11 +161,8 @@ def build(jmdict_path: Path, out: Path) -> int:
     db = sqlite3.connect(tmp)
     db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
     db.execute("CREATE TABLE en_ja (en TEXT NOT NULL, ja TEXT NOT NULL, rank INTEGER NOT NULL)")
-    n = 0
-    batch = []
-    for key, words in best.items():
-        for r, (word, _rank) in enumerate(sorted(words.items(), key=lambda x: x[1])[:PER_KEY * 2]):
-            batch.append((key, word, r))
+    batch = [(key, word, r) for key, words in best.items()
+             for r, (word, _rank) in enumerate(sorted(words.items(), key=lambda x: x[1])[:PER_KEY * 2])]
     n = len(batch)
     db.executemany("INSERT INTO en_ja VALUES (?, ?, ?)", batch)
     db.execute("CREATE INDEX en_ja_en ON en_ja (en, rank)")
@@ -268,13 +265,13 @@ class Lexicon:
                                   (key, PER_KEY)).fetchall()
         return tuple(r[0] for r in rows)
 
-    def translate(self, question: str) -> list[Rendering]:
+    @lru_cache(maxsize=1024)  # noqa: B019 - retrieval and quote scoring read the same question
+    def translate(self, question: str) -> tuple[Rendering, ...]:
         """The question's words and phrases (longest match first) that the lexicon renders; a
         capitalised word not at the start of the question is read as a name first."""
-        text = question.replace("’", "'")
-        tokens = [(m.group(0), m.start()) for m in re.finditer(r"[A-Za-z][A-Za-z0-9'\-]*", text)]
-        words = [t.lower() for t, _ in tokens]
-        capital = [t[0].isupper() and (k > 0 or t[1:].isupper() and len(t) > 1) for k, (t, _) in enumerate(tokens)]
+        tokens = re.findall(r"[A-Za-z][A-Za-z0-9'\-]*", question.replace("’", "'"))
+        words = [t.lower() for t in tokens]
+        capital = [t[0].isupper() and (k > 0 or t[1:].isupper() and len(t) > 1) for k, t in enumerate(tokens)]
         out: list[Rendering] = []
         i = 0
         while i < len(words):
@@ -303,7 +300,7 @@ class Lexicon:
                 i += found[0]
             else:
                 i += 1
-        return out
+        return tuple(out)
 
 
 @lru_cache(maxsize=4)
