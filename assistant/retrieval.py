@@ -132,14 +132,26 @@ class Retriever:
                 timings["dense"] = (time.perf_counter() - t1) * 1000
         if mode in ("hybrid", "keyword"):
             t0 = time.perf_counter()
-            renderings = ([r.japanese for r in self.lexicon.translate(question)]
-                          if self.lexicon is not None and detect_language(question) == "en" else [])
+            renderings = self._renderings(question, query)
             for rank, (cid, score) in enumerate(self.index.keyword.search(query, k, allowed, renderings), 1):
                 cands.setdefault(cid, Candidate(cid)).keyword = score
                 cands[cid].keyword_rank = rank
             if timings is not None:
                 timings["keyword"] = (time.perf_counter() - t0) * 1000
         return cands
+
+    def _renderings(self, question: str, query: str) -> list[tuple[str, ...]]:
+        """The question's words in the other language (`text.lexicon`): Japanese renderings of an
+        English question, English glosses of a Japanese one, so that keyword search reaches documents
+        written in either."""
+        if self.lexicon is None:
+            return []
+        lang = detect_language(question)
+        if lang == "en":
+            return [r.japanese for r in self.lexicon.translate(question)]
+        if lang == "ja":
+            return [r.japanese for r in self.lexicon.translate_ja(query)]
+        return []
 
     def search(self, question: str, top_k: int = 5, allowed: set[str] | None = None, mode: Mode = "hybrid",
                timings: dict[str, float] | None = None) -> list[Passage]:
@@ -162,11 +174,16 @@ class Retriever:
             if self.rerank.get("models", {}).get(lang):
                 texts = {cid: rr.candidate_text(c.title, c.section, c.text, self.with_title)
                          for cid, c in chunks.items()}
-                reranked = keep_list_leaders(rr.rerank(question, ranked, cands, texts, self.rerank), cands,
-                                             leaders=int(self.rerank.get("leaders", 2)))
+                # Its features read the question's words in each candidate's text: a candidate written
+                # in another language keeps its fused place and the others are re-ranked around it.
+                own = [(cid, score) for cid, score in ranked if chunks[cid].language in ("", lang)]
+                scored = iter(rr.rerank(question, own, cands, texts, self.rerank))
+                own_ids = {cid for cid, _ in own}
+                merged = [next(scored) if cid in own_ids else (cid, score) for cid, score in ranked]
+                reranked = keep_list_leaders(merged, cands, leaders=int(self.rerank.get("leaders", 2)))
                 # The re-ranker sets the order; `score` stays the fused score, its own is beside it.
                 fused = dict(ranked)
-                extra = {cid: {"rerank": score} for cid, score in reranked}
+                extra = {cid: {"rerank": score} for cid, score in merged if cid in own_ids}
                 ranked = [(cid, fused[cid]) for cid, _ in reranked]
         return [_passage(chunks[cid], rank, score, cands[cid], extra.get(cid))
                 for rank, (cid, score) in enumerate(ranked[:top_k], 1)]

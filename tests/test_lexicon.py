@@ -100,3 +100,27 @@ def test_verbs_bring_their_nouns_and_phrasal_verbs_keep_their_particle(lexicon: 
     assert "合意" in rendered(lexicon, "Will they agree?")["agree"]  # via "agreement"
     assert "侵攻" in rendered(lexicon, "Did they invade?")["invade"]  # via "invasion"
     assert "give up" in rendered(lexicon, "Which regions would Ukraine have to give up?")
+
+
+def test_japanese_words_get_english_glosses(lexicon: Lexicon) -> None:
+    from assistant.text.normalize import normalize_query
+
+    glosses = {r.english: r.japanese for r in lexicon.translate_ja(normalize_query("市議会は図書館の予算をいつ承認したか"))}
+    assert "library" in glosses["図書館"] and "budget" in glosses["予算"]
+    assert "いつ" not in glosses  # question words are not topics
+
+
+def test_a_japanese_question_finds_an_english_document(tmp_path: Path) -> None:
+    """In a corpus of Japanese and English documents, a Japanese question about the English one."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "library.txt").write_text(
+        "Library funding\n\nThe city council approved a new budget for the public libraries in March. "
+        "The budget adds two reading rooms and longer opening hours.\n", encoding="utf-8")
+    a = make_assistant(make_settings(tmp_path / "data"))
+    a.ingest([CORPUS, docs])
+    question = "市議会は図書館の予算をいつ承認しましたか"
+    for mode in ("keyword", "hybrid"):
+        assert a.retrieve(question, top_k=3, mode=mode)[0].doc_id == "library.txt", mode
+    a.retriever.lexicon = None
+    assert not any(p.doc_id == "library.txt" for p in a.retrieve(question, top_k=3, mode="keyword"))

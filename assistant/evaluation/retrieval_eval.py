@@ -76,6 +76,24 @@ def index_shared(data_dir: Path, shared: Path, models_dir: Path) -> tuple[Any, d
     return a, corpus, queries, pid_doc, folder
 
 
+def load_ja2en(datasets: Path) -> tuple[dict[str, tuple[str, str]], list[dict[str, Any]]] | None:
+    """The 48 English SQuAD paragraphs ({file name: (pid, text)}) and their 327 questions in human
+    Japanese translation, for the mixed-language set; None when the datasets folder lacks them."""
+    path = Path(datasets) / "xling_squad_ja" / "squad_test_question_jap_context_en.json"
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    passages: dict[str, tuple[str, str]] = {}
+    questions: list[dict[str, Any]] = []
+    for k, article in enumerate(data):
+        for n, paragraph in enumerate(article["paragraphs"]):
+            file, pid = f"e{k:02d}{n:02d}.txt", f"en-{article['title']}-{n}"
+            passages[file] = (pid, paragraph["context"])
+            questions += [{"qid": qa["id"] + "-ja2en", "question": qa["question"], "gold_pid": pid,
+                           "set": "xling_ja2en_mixed"} for qa in paragraph["qas"]]
+    return passages, questions
+
+
 def _write_if_changed(path: Path, text: str) -> None:
     if not path.exists() or path.read_text(encoding="utf-8") != text:
         path.write_text(text, encoding="utf-8")
@@ -171,6 +189,10 @@ def render(report: Mapping[str, Any]) -> str:
     lines += ["", ("`xling_en2ja_no_titles`: the 48 cross-lingual passages re-ingested without their English "
                    "titles. Files are named `p00000.txt` (mapped back to pids), since a pid would leak the "
                    "title as the fallback title."), "",
+              ("`xling_ja2en_mixed`: the 48 English SQuAD paragraphs put in the place of their Japanese "
+               "translations (untitled) and asked about by the 327 human Japanese translations of their "
+               "questions: Japanese questions over English documents among 1,145 Japanese ones on other "
+               "topics."), "",
               ("Data: JGLUE JSQuAD (Yahoo Japan, CC BY-SA 4.0) and human Japanese translations of SQuAD dev "
                "(CC BY-SA 4.0), via the datasets folder's `retrieval/`.")]
     return "\n".join(lines) + "\n"
@@ -220,6 +242,35 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                                     for k in ("r@1", "r@5", "r@10", "mrr@10")))
         write_corpus(corpus, folder)  # leave a kept data dir in its titled state
         assistant.ingest([folder])  # a changed title re-embeds its passages
+    if not args.skip_mixed:
+        name = "xling_ja2en_mixed"
+        english = load_ja2en(args.datasets)
+        if english:
+            passages, questions = english
+            # The 48 Japanese translations of these paragraphs leave for the run: the answer must come
+            # from the English paragraph, among Japanese documents on other topics.
+            for file, pid in doc_map.items():
+                if pid.startswith(XLING_PREFIX):
+                    (folder / file).unlink()
+                    (folder / f"{file}.meta.json").unlink()
+            mixed_map = {}
+            for file, (pid, text) in passages.items():
+                _write_if_changed(folder / file, text + "\n")
+                _write_if_changed(folder / f"{file}.meta.json", "{}")
+                mixed_map[file] = pid
+            assistant.ingest([folder], prune=True)
+            rows = split_queries(sample_queries(questions, args.sample, args.seed, sets=(name,))[name], args.split,
+                                 args.seed)
+            results[name] = {}
+            for mode in args.modes:
+                results[name][mode] = evaluate(assistant, rows, mode, {**doc_map, **mixed_map}, args.top_k)
+                print(f"{name:>22} {mode:>8}: " + " ".join(f"{k} {results[name][mode][k]:.3f}"
+                                                        for k in ("r@1", "r@5", "r@10", "mrr@10")))
+            for file in passages:  # leave a kept data dir as it was
+                (folder / file).unlink()
+                (folder / f"{file}.meta.json").unlink()
+            write_corpus(corpus, folder)
+            assistant.ingest([folder], prune=True)
     report: dict[str, Any] = {
         "meta": {"split": args.split, "seed": args.seed, "sample": args.sample, "top_k": args.top_k,
                  "modes": list(args.modes), "passages": len(corpus), "ingest_s": ingest_s, "load_s": load_s,
@@ -246,6 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--top-k", type=int, default=10)
     p.add_argument("--data-dir", type=Path, help="keep the corpus and index here (default: a temporary folder)")
     p.add_argument("--skip-no-titles", action="store_true", help="skip the run without English titles")
+    p.add_argument("--skip-mixed", action="store_true",
+                   help="skip the run with the 48 English paragraphs added, asked in Japanese")
     p.add_argument("--out", type=Path, help="output base (default eval/reports/retrieval[_<split>])")
     args = p.parse_args(list(argv) if argv is not None else None)
     try:

@@ -9,6 +9,8 @@ Commons Attribution-ShareAlike licence (https://www.edrdg.org/edrdg/licence.html
 `Lexicon.translate` looks up the words and short phrases of an English question and returns, for
 each one found, its most common Japanese renderings, best first. The keyword search adds them to an
 English question's terms, and the extractive answerer counts them when it weighs a Japanese sentence.
+`Lexicon.translate_ja` goes the other way: a Japanese question's content words and their English
+glosses, so that keyword search reaches English documents too.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ log = logging.getLogger(__name__)
 
 LEXICON_FILE = "lexicon-en-ja.sqlite3"
 # Bump when the build changes what the table holds: an older file is rebuilt by the next set-up.
-LEXICON_VERSION = "3"
+LEXICON_VERSION = "4"
 MAX_PHRASE_WORDS = 3
 PER_KEY = 3
 _NAME_TYPES = ("place", "person", "surname", "organization", "company", "product")
@@ -114,6 +116,7 @@ def build(jmdict_path: Path, out: Path) -> int:
     rows = src.execute("SELECT s.idseq, s.ID, g.text FROM Sense s JOIN SenseGloss g ON g.sid = s.ID "
                        "WHERE g.lang = 'eng' ORDER BY s.ID, g.rowid")
     gloss_pos = 0
+    first_sense: dict[int, list[str]] = defaultdict(list)  # entry -> its first sense's glosses (ja -> en)
     for idseq, sid, gloss in rows:
         if sid not in seen_sense:
             seen_sense[sid] = sense_order[idseq]
@@ -124,6 +127,8 @@ def build(jmdict_path: Path, out: Path) -> int:
         key = normalize_gloss(gloss)
         if not key or len(key.split()) > MAX_PHRASE_WORDS or not _WORD.fullmatch(key.split()[0]):
             continue
+        if seen_sense[sid] == 0 and len(first_sense[idseq]) < PER_KEY:
+            first_sense[idseq].append(key)
         head = _headword(kanji.get(idseq, []), kana.get(idseq, []), sid in usually_kana)
         if head is None:
             continue
@@ -155,6 +160,17 @@ def build(jmdict_path: Path, out: Path) -> int:
         name_rows.extend((key, form, r) for r, form in enumerate(forms))
     src.close()
 
+    # Japanese -> English: every written form of an entry gives its first sense's glosses; where
+    # several entries share a form, the most common entry's come first. Names fill in the rest.
+    ja_best: dict[str, tuple[tuple[int, int], list[str]]] = {}
+    for idseq, glosses in first_sense.items():
+        written = kanji.get(idseq, []) + [k for k in kana.get(idseq, []) if _KATAKANA.search(k[0])]
+        for text, common in written:
+            if text not in ja_best or common < ja_best[text][0]:
+                ja_best[text] = (common, glosses)
+    ja_rows = [(ja, en, r) for ja, (_common, glosses) in ja_best.items() for r, en in enumerate(glosses)]
+    ja_rows += [(form, key, r) for key, form, r in name_rows if form not in ja_best]
+
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
@@ -170,7 +186,10 @@ def build(jmdict_path: Path, out: Path) -> int:
     db.execute("CREATE TABLE names (en TEXT NOT NULL, ja TEXT NOT NULL, rank INTEGER NOT NULL)")
     db.executemany("INSERT INTO names VALUES (?, ?, ?)", name_rows)
     db.execute("CREATE INDEX names_en ON names (en, rank)")
-    n += len(name_rows)
+    db.execute("CREATE TABLE ja_en (ja TEXT NOT NULL, en TEXT NOT NULL, rank INTEGER NOT NULL)")
+    db.executemany("INSERT INTO ja_en VALUES (?, ?, ?)", ja_rows)
+    db.execute("CREATE INDEX ja_en_ja ON ja_en (ja, rank)")
+    n += len(name_rows) + len(ja_rows)
     db.execute("INSERT INTO meta VALUES ('version', ?)", (LEXICON_VERSION,))
     db.commit()
     db.close()
@@ -264,6 +283,39 @@ class Lexicon:
         rows = self._db().execute(f"SELECT ja FROM {table} WHERE en = ? ORDER BY rank LIMIT ?",  # noqa: S608
                                   (key, PER_KEY)).fetchall()
         return tuple(r[0] for r in rows)
+
+    @lru_cache(maxsize=20_000)  # noqa: B019
+    def lookup_ja(self, word: str) -> tuple[str, ...]:
+        """English glosses of a Japanese written form, best first."""
+        rows = self._db().execute("SELECT en FROM ja_en WHERE ja = ? ORDER BY rank LIMIT ?", (word, PER_KEY)).fetchall()
+        return tuple(r[0] for r in rows)
+
+    @lru_cache(maxsize=1024)  # noqa: B019
+    def translate_ja(self, question: str) -> tuple[Rendering, ...]:
+        """The content words of a Japanese question (search form) and their English glosses, for
+        finding English documents; `Rendering.english` holds the Japanese word here, `japanese` the
+        glosses (the renderings in the other language)."""
+        from sudachipy import SplitMode
+
+        from assistant.keyword.tokenize import _QUERY_STOP, _thread_tokenizer
+        from assistant.text.normalize import question_core
+
+        out: list[Rendering] = []
+        for m in _thread_tokenizer().tokenize(question_core(question), SplitMode.C):
+            pos = m.part_of_speech()
+            if pos[0] not in ("名詞", "動詞", "形容詞", "形状詞") or pos[1] in ("数詞", "非自立可能"):
+                continue
+            forms = [f for f in dict.fromkeys((m.surface(), m.dictionary_form(), m.normalized_form()))
+                     if f not in _QUERY_STOP]
+            glosses = next((g for g in map(self.lookup_ja, forms) if g), ())
+            if glosses:
+                out.append(Rendering(m.surface(), glosses))
+            elif len(m.surface()) > 2:
+                for part in m.split(SplitMode.A):
+                    g = self.lookup_ja(part.normalized_form()) or self.lookup_ja(part.surface())
+                    if g and part.part_of_speech()[0] == "名詞" and part.surface() not in _QUERY_STOP:
+                        out.append(Rendering(part.surface(), g))
+        return tuple(out)
 
     @lru_cache(maxsize=1024)  # noqa: B019 - retrieval and quote scoring read the same question
     def translate(self, question: str) -> tuple[Rendering, ...]:
