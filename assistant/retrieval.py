@@ -113,7 +113,7 @@ class Retriever:
         self.fusion = fusion or load_fusion_params()
         self.rerank = rr.load_params() if rerank is None else rerank
         self.with_title = with_title
-        # English-to-Japanese renderings for English questions' keyword search (`text.lexicon`).
+        # The English-Japanese word list (`text.lexicon`): keyword search across the two languages.
         self.lexicon = lexicon
 
     def candidates(self, question: str, k: int, allowed: set[str] | None, mode: Mode,
@@ -148,9 +148,9 @@ class Retriever:
             return []
         lang = detect_language(question)
         if lang == "en":
-            return [r.japanese for r in self.lexicon.translate(question)]
+            return [r.renderings for r in self.lexicon.translate(question)]
         if lang == "ja":
-            return [r.japanese for r in self.lexicon.translate_ja(query)]
+            return [r.renderings for r in self.lexicon.translate_ja(query)]
         return []
 
     def search(self, question: str, top_k: int = 5, allowed: set[str] | None = None, mode: Mode = "hybrid",

@@ -22,7 +22,7 @@ def lexicon(models_dir: Path) -> Lexicon:
 
 
 def rendered(lexicon: Lexicon, question: str) -> dict[str, tuple[str, ...]]:
-    return {r.english: r.japanese for r in lexicon.translate(question)}
+    return {r.word: r.renderings for r in lexicon.translate(question)}
 
 
 def test_gloss_keys_drop_parentheticals_articles_and_to() -> None:
@@ -105,7 +105,7 @@ def test_verbs_bring_their_nouns_and_phrasal_verbs_keep_their_particle(lexicon: 
 def test_japanese_words_get_english_glosses(lexicon: Lexicon) -> None:
     from assistant.text.normalize import normalize_query
 
-    glosses = {r.english: r.japanese for r in lexicon.translate_ja(normalize_query("市議会は図書館の予算をいつ承認したか"))}
+    glosses = {r.word: r.renderings for r in lexicon.translate_ja(normalize_query("市議会は図書館の予算をいつ承認したか"))}
     assert "library" in glosses["図書館"] and "budget" in glosses["予算"]
     assert "いつ" not in glosses  # question words are not topics
 

@@ -153,8 +153,8 @@ class SentenceScorer:
         out: list[tuple[str, ...]] = []
         covered = 0
         for r in self.lexicon.translate(question):
-            covered += len(r.english.split())
-            out.append(tuple(unicodedata.normalize("NFKC", ja).lower() for ja in r.japanese
+            covered += len(r.word.split())
+            out.append(tuple(unicodedata.normalize("NFKC", ja).lower() for ja in r.renderings
                              if len(ja) >= MIN_RENDERING_CHARS))
         # Content words the lexicon does not render (names in Latin script, say) still count as words.
         out.extend(() for _ in range(max(0, len(q_tokens) - covered)))

@@ -57,10 +57,10 @@ _PARTICLES = frozenset({"up", "down", "out", "off", "over", "in", "on", "away", 
 
 @dataclass(frozen=True)
 class Rendering:
-    """One English word or phrase of the question and its Japanese renderings, best first."""
+    """One word or phrase of the question and its renderings in the other language, best first."""
 
-    english: str
-    japanese: tuple[str, ...]
+    word: str
+    renderings: tuple[str, ...]
 
 
 def normalize_gloss(gloss: str) -> str:
@@ -200,7 +200,7 @@ def build(jmdict_path: Path, out: Path) -> int:
 def ensure_lexicon(models_dir: Path) -> Path | None:
     """Builds the lexicon under `models_dir` unless a current one is there; None without jamdict-data."""
     out = Path(models_dir) / LEXICON_FILE
-    if out.exists() and _version(out) == LEXICON_VERSION:
+    if _is_current(out):
         return out
     try:
         import jamdict_data  # type: ignore[import-untyped]
@@ -212,7 +212,8 @@ def ensure_lexicon(models_dir: Path) -> Path | None:
     return out
 
 
-def _version(path: Path) -> str | None:
+def _is_current(path: Path) -> bool:
+    """Whether a lexicon file is there and was built by this code's `LEXICON_VERSION`."""
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
@@ -220,8 +221,8 @@ def _version(path: Path) -> str | None:
         finally:
             db.close()
     except sqlite3.Error:
-        return None
-    return str(row[0]) if row else None
+        return False
+    return bool(row) and str(row[0]) == LEXICON_VERSION
 
 
 def _variants(word: str) -> Iterator[str]:
@@ -293,8 +294,7 @@ class Lexicon:
     @lru_cache(maxsize=1024)  # noqa: B019
     def translate_ja(self, question: str) -> tuple[Rendering, ...]:
         """The content words of a Japanese question (search form) and their English glosses, for
-        finding English documents; `Rendering.english` holds the Japanese word here, `japanese` the
-        glosses (the renderings in the other language)."""
+        finding English documents."""
         from sudachipy import SplitMode
 
         from assistant.keyword.tokenize import _QUERY_STOP, _thread_tokenizer
@@ -359,7 +359,7 @@ class Lexicon:
 def load_lexicon(models_dir: str) -> Lexicon | None:
     """The lexicon built under `models_dir`, or None (English questions then go without renderings)."""
     path = Path(models_dir) / LEXICON_FILE
-    if not path.exists() or _version(path) != LEXICON_VERSION:
+    if not _is_current(path):
         log.warning("no English-Japanese lexicon at %s: run the README's set-up (assistant build-model)", path)
         return None
     return Lexicon(path)
