@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Literal
@@ -54,25 +55,47 @@ class Candidate:
     keyword_rank: int | None = None
 
 
-def list_evidence(cands: dict[str, Candidate], dense_floor: float, bm25_half: float) -> dict[str, tuple[float, float]]:
+def list_evidence(cands: dict[str, Candidate], dense_floor: float, bm25_half: float,
+                  own: Mapping[str, FusionWeights] | None = None) -> dict[str, tuple[float, float]]:
     """Each candidate's (dense, keyword) evidence as fusion weighs it: the similarity above `dense_floor`,
     scaled to 1 (a candidate missing from the dense list takes just under the list's lowest), and the
-    BM25 score saturated at `bm25_half`."""
+    BM25 score saturated at `bm25_half`. `own` gives some candidates their own floor and half (a
+    passage in another language than the question's: its similarities and scores run lower)."""
     dense_scores = [c.dense for c in cands.values() if c.dense is not None]
     dense_missing = (min(dense_scores) - 0.01) if dense_scores else dense_floor
     out = {}
     for c in cands.values():
+        w = (own or {}).get(c.chunk_id)
+        floor, half = (w.dense_floor, w.bm25_half) if w else (dense_floor, bm25_half)
         d = c.dense if c.dense is not None else dense_missing
         k = c.keyword or 0.0
-        out[c.chunk_id] = (max(0.0, (d - dense_floor) / (1.0 - dense_floor)), k / (k + bm25_half) if k > 0 else 0.0)
+        out[c.chunk_id] = (max(0.0, (d - floor) / (1.0 - floor)), k / (k + half) if k > 0 else 0.0)
     return out
 
 
-def fuse(cands: dict[str, Candidate], weights: FusionWeights) -> list[tuple[str, float]]:
-    """Fused score per candidate, best first: dense evidence plus weighted keyword evidence."""
-    evidence = list_evidence(cands, weights.dense_floor, weights.bm25_half)
-    out = [(cid, d_ev + weights.keyword_weight * k_ev) for cid, (d_ev, k_ev) in evidence.items()]
+def fuse(cands: dict[str, Candidate], weights: FusionWeights,
+         own: Mapping[str, FusionWeights] | None = None) -> list[tuple[str, float]]:
+    """Fused score per candidate, best first: dense evidence plus weighted keyword evidence.
+
+    `own`: weights for some candidates by chunk id, used instead of `weights` (`cross_weights`)."""
+    own = own or {}
+    evidence = list_evidence(cands, weights.dense_floor, weights.bm25_half, own)
+    out = [(cid, d_ev + (own[cid] if cid in own else weights).keyword_weight * k_ev)
+           for cid, (d_ev, k_ev) in evidence.items()]
     out.sort(key=lambda x: -x[1])
+    return out
+
+
+def cross_weights(fusion: Mapping[str, FusionWeights], lang: str,
+                  languages: Mapping[str, str]) -> dict[str, FusionWeights]:
+    """The weights of candidates written in another language than the question's: `fusion["ja>en"]`
+    for a Japanese question's English passages, and so on. `languages` maps chunk id to its language;
+    a pair without fitted weights, or an unknown language, keeps the question language's weights."""
+    out = {}
+    for cid, chunk_lang in languages.items():
+        w = fusion.get(f"{lang}>{chunk_lang}") if chunk_lang and chunk_lang != lang else None
+        if w is not None:
+            out[cid] = w
     return out
 
 
@@ -96,6 +119,46 @@ def keep_list_leaders(fused: list[tuple[str, float]], cands: dict[str, Candidate
                 order.insert(want, order.pop(at))
     score = dict(fused)
     return [(cid, score[cid]) for cid in order]
+
+
+def keep_leaders_around(ranked: list[tuple[str, float]], cands: dict[str, Candidate], pinned: set[str],
+                        leaders: int = 2) -> list[tuple[str, float]]:
+    """`keep_list_leaders` among the candidates not `pinned`; a pinned one keeps its place.
+
+    Pinned: passages in another language than the question's, placed by their own fusion weights
+    (`cross_weights`). A list's leaders are chosen by raw score, and raw scores favour passages in the
+    question's language: moving those leaders up would push a well-placed passage in another language
+    down for no evidence."""
+    if not pinned:
+        return keep_list_leaders(ranked, cands, leaders)
+    rest = [(cid, score) for cid, score in ranked if cid not in pinned]
+    kept = iter(keep_list_leaders(rest, {cid: cands[cid] for cid, _ in rest}, leaders))
+    return [(cid, score) if cid in pinned else next(kept) for cid, score in ranked]
+
+
+def hybrid_rank(question: str, lang: str, cands: dict[str, Candidate], languages: Mapping[str, str],
+                texts: Mapping[str, str] | None, fusion: Mapping[str, FusionWeights], rerank: Mapping[str, Any],
+                rerank_fn: Any = rr.rerank) -> tuple[list[tuple[str, float]], dict[str, dict[str, float]]]:
+    """The hybrid ranking of `cands` for a question in `lang`: fused (`cross_weights` for passages in
+    another language), each list's leaders kept near the top, then re-ranked when `rerank` has a model
+    for `lang` and `texts` (chunk id to `rr.candidate_text`) are given. `languages`: chunk id to its
+    document's language. Returns (chunk id, fused score) best first, and each re-ranked chunk's own
+    score as {chunk id: {"rerank": score}}."""
+    cross = cross_weights(fusion, lang, languages)
+    ranked = keep_leaders_around(fuse(cands, fusion.get(lang) or DEFAULT_FUSION[lang], cross), cands, set(cross))
+    if texts is None or not rerank.get("models", {}).get(lang):
+        return ranked, {}
+    # Its features read the question's words in each candidate's text: a candidate written in another
+    # language keeps its fused place and the others are re-ranked around it.
+    own = [(cid, score) for cid, score in ranked if languages.get(cid, "") in ("", lang)]
+    scored = iter(rerank_fn(question, own, cands, texts, rerank))
+    own_ids = {cid for cid, _ in own}
+    merged = [next(scored) if cid in own_ids else (cid, score) for cid, score in ranked]
+    reranked = keep_leaders_around(merged, cands, set(cross), leaders=int(rerank.get("leaders", 2)))
+    # The re-ranker sets the order; the score stays the fused score, its own is beside it.
+    fused = dict(ranked)
+    extra = {cid: {"rerank": score} for cid, score in merged if cid in own_ids}
+    return [(cid, fused[cid]) for cid, _ in reranked], extra
 
 
 class Retriever:
@@ -170,21 +233,12 @@ class Retriever:
                             key=lambda x: -x[1])
         else:
             lang = detect_language(question)
-            ranked = keep_list_leaders(fuse(cands, self.fusion.get(lang) or DEFAULT_FUSION[lang]), cands)
+            texts = None
             if self.rerank.get("models", {}).get(lang):
                 texts = {cid: rr.candidate_text(c.title, c.section, c.text, self.with_title)
                          for cid, c in chunks.items()}
-                # Its features read the question's words in each candidate's text: a candidate written
-                # in another language keeps its fused place and the others are re-ranked around it.
-                own = [(cid, score) for cid, score in ranked if chunks[cid].language in ("", lang)]
-                scored = iter(rr.rerank(question, own, cands, texts, self.rerank))
-                own_ids = {cid for cid, _ in own}
-                merged = [next(scored) if cid in own_ids else (cid, score) for cid, score in ranked]
-                reranked = keep_list_leaders(merged, cands, leaders=int(self.rerank.get("leaders", 2)))
-                # The re-ranker sets the order; `score` stays the fused score, its own is beside it.
-                fused = dict(ranked)
-                extra = {cid: {"rerank": score} for cid, score in merged if cid in own_ids}
-                ranked = [(cid, fused[cid]) for cid, _ in reranked]
+            ranked, extra = hybrid_rank(question, lang, cands, {cid: c.language for cid, c in chunks.items()},
+                                        texts, self.fusion, self.rerank)
         return [_passage(chunks[cid], rank, score, cands[cid], extra.get(cid))
                 for rank, (cid, score) in enumerate(ranked[:top_k], 1)]
 

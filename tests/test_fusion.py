@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from assistant.retrieval import Candidate, FusionWeights, fuse, keep_list_leaders
+from assistant.retrieval import (
+    Candidate,
+    FusionWeights,
+    cross_weights,
+    fuse,
+    keep_leaders_around,
+    keep_list_leaders,
+    load_fusion_params,
+)
 
 JA = FusionWeights(keyword_weight=2.0, bm25_half=40.0, dense_floor=0.75)
 
@@ -46,6 +54,40 @@ def _texts(cands: dict[str, Candidate], **texts: str) -> dict[str, str]:
     from assistant.rerank import candidate_text
 
     return {cid: candidate_text(texts[cid].split("|")[0], "", texts[cid].split("|")[1]) for cid in cands}
+
+
+def test_passages_in_another_language_take_their_pairs_weights() -> None:
+    fusion = {"ja": JA, "ja>en": FusionWeights(keyword_weight=1.0, bm25_half=1.0, dense_floor=0.5)}
+    own = cross_weights(fusion, "ja", {"j": "ja", "e": "en", "x": "", "k": "ko"})
+    assert own == {"e": fusion["ja>en"]}  # same language, unknown, or no fitted pair: the question's weights
+    assert cross_weights(fusion, "en", {"j": "ja"}) == {}  # no "en>ja" weights here
+    # An English passage's similarity to a Japanese question runs lower than a Japanese passage's:
+    # under the Japanese weights alone it ranks below one with less of the question's words.
+    cands = _cands([("j", 0.84, 1.0), ("e", 0.80, 3.0)])
+    assert [cid for cid, _ in fuse(cands, JA)] == ["j", "e"]
+    assert [cid for cid, _ in fuse(cands, JA, own)] == ["e", "j"]
+    assert dict(fuse(cands, JA, own))["j"] == dict(fuse(cands, JA))["j"]  # the others keep their scores
+
+
+def test_a_passage_in_another_language_keeps_its_place_when_list_leaders_move() -> None:
+    # A Japanese question: the English passage "e" is second by its own weights; the Japanese
+    # passages' raw similarities run higher, so the dense list's leaders are Japanese ones.
+    rows: list[tuple[str, float | None, float | None]] = [("top", 0.86, 50.0), ("e", 0.80, 4.0)]
+    rows += [(f"n{i}", 0.83 - i / 1000, 5.0) for i in range(4)] + [("d1", 0.90, None), ("d2", 0.89, None)]
+    cands = _cands(rows)
+    ranked = [("top", 3.0), ("e", 2.5)] + [(f"n{i}", 2.0 - i / 10) for i in range(4)] + [("d1", 1.0), ("d2", 0.9)]
+    moved = [cid for cid, _ in keep_list_leaders(ranked, cands)]
+    assert moved.index("e") > 2  # the leaders rule alone pushes it down
+    kept = [cid for cid, _ in keep_leaders_around(ranked, cands, {"e"})]
+    assert kept[:2] == ["top", "e"] and {"d1", "d2", "n0"} == set(kept[2:5])  # the leaders move up around it
+    assert sorted(kept) == sorted(moved)
+    assert keep_leaders_around(ranked, cands, set()) == keep_list_leaders(ranked, cands)
+
+
+def test_shipped_fusion_weights_cover_japanese_questions_over_english_passages() -> None:
+    fusion = load_fusion_params()
+    assert {"ja", "en", "ja>en"} <= set(fusion)
+    assert fusion["ja>en"] != fusion["ja"]
 
 
 def test_shipped_rerank_params_cover_every_feature() -> None:

@@ -94,6 +94,30 @@ def load_ja2en(datasets: Path) -> tuple[dict[str, tuple[str, str]], list[dict[st
     return passages, questions
 
 
+def write_mixed(folder: Path, doc_map: Mapping[str, str], passages: Mapping[str, tuple[str, str]]) -> dict[str, str]:
+    """Puts the English paragraphs of `load_ja2en` in the place of their Japanese translations, which
+    leave the folder: the answer must come from the English paragraph, among Japanese documents on
+    other topics. Returns {file name: pid} of the English files; ingest with `prune` afterwards."""
+    for file, pid in doc_map.items():
+        if pid.startswith(XLING_PREFIX) and (folder / file).exists():
+            (folder / file).unlink()
+            (folder / f"{file}.meta.json").unlink()
+    mixed_map = {}
+    for file, (pid, text) in passages.items():
+        _write_if_changed(folder / file, text + "\n")
+        _write_if_changed(folder / f"{file}.meta.json", "{}")
+        mixed_map[file] = pid
+    return mixed_map
+
+
+def unwrite_mixed(folder: Path, passages: Mapping[str, tuple[str, str]], corpus: Mapping[str, Mapping[str, Any]]) -> None:
+    """Undoes `write_mixed`: the English files leave, the Japanese translations come back."""
+    for file in passages:
+        (folder / file).unlink()
+        (folder / f"{file}.meta.json").unlink()
+    write_corpus(corpus, folder)
+
+
 def _write_if_changed(path: Path, text: str) -> None:
     if not path.exists() or path.read_text(encoding="utf-8") != text:
         path.write_text(text, encoding="utf-8")
@@ -192,7 +216,9 @@ def render(report: Mapping[str, Any]) -> str:
               ("`xling_ja2en_mixed`: the 48 English SQuAD paragraphs put in the place of their Japanese "
                "translations (untitled) and asked about by the 327 human Japanese translations of their "
                "questions: Japanese questions over English documents among 1,145 Japanese ones on other "
-               "topics."), "",
+               "topics. `jsquad_mixed_corpus`: JSQuAD's questions asked over that same corpus, hybrid only "
+               "(compare with `jsquad`): English passages, weighed as a Japanese question's English ones, must "
+               "not take a Japanese answer's place."), "",
               ("Data: JGLUE JSQuAD (Yahoo Japan, CC BY-SA 4.0) and human Japanese translations of SQuAD dev "
                "(CC BY-SA 4.0), via the datasets folder's `retrieval/`.")]
     return "\n".join(lines) + "\n"
@@ -247,17 +273,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         english = load_ja2en(args.datasets)
         if english:
             passages, questions = english
-            # The 48 Japanese translations of these paragraphs leave for the run: the answer must come
-            # from the English paragraph, among Japanese documents on other topics.
-            for file, pid in doc_map.items():
-                if pid.startswith(XLING_PREFIX):
-                    (folder / file).unlink()
-                    (folder / f"{file}.meta.json").unlink()
-            mixed_map = {}
-            for file, (pid, text) in passages.items():
-                _write_if_changed(folder / file, text + "\n")
-                _write_if_changed(folder / f"{file}.meta.json", "{}")
-                mixed_map[file] = pid
+            mixed_map = write_mixed(folder, doc_map, passages)
             assistant.ingest([folder], prune=True)
             rows = split_queries(sample_queries(questions, args.sample, args.seed, sets=(name,))[name], args.split,
                                  args.seed)
@@ -266,10 +282,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 results[name][mode] = evaluate(assistant, rows, mode, {**doc_map, **mixed_map}, args.top_k)
                 print(f"{name:>22} {mode:>8}: " + " ".join(f"{k} {results[name][mode][k]:.3f}"
                                                         for k in ("r@1", "r@5", "r@10", "mrr@10")))
-            for file in passages:  # leave a kept data dir as it was
-                (folder / file).unlink()
-                (folder / f"{file}.meta.json").unlink()
-            write_corpus(corpus, folder)
+            # JSQuAD's questions over the same mixed corpus: English passages weighed as English
+            # must not take a Japanese answer's place (compare with jsquad, hybrid).
+            if "hybrid" in args.modes:
+                results["jsquad_mixed_corpus"] = {"hybrid": evaluate(assistant, sets["jsquad"], "hybrid", doc_map,
+                                                                     args.top_k)}
+                print(f"{'jsquad_mixed_corpus':>22} {'hybrid':>8}: " + " ".join(
+                    f"{k} {results['jsquad_mixed_corpus']['hybrid'][k]:.3f}" for k in ("r@1", "r@5", "r@10", "mrr@10")))
+            unwrite_mixed(folder, passages, corpus)  # leave a kept data dir as it was
             assistant.ingest([folder], prune=True)
     report: dict[str, Any] = {
         "meta": {"split": args.split, "seed": args.seed, "sample": args.sample, "top_k": args.top_k,
