@@ -19,6 +19,7 @@ from typing import Any
 
 from assistant.evaluation import metrics as m
 from assistant.evaluation.datasets import DATASETS_HELP, SHARED_SETS, load_shared, sample_queries
+from assistant.text.normalize import normalize_query
 
 MODES = ("keyword", "dense", "hybrid")
 KS = (1, 5, 10)
@@ -90,6 +91,7 @@ def load_ja2en(datasets: Path) -> tuple[dict[str, tuple[str, str]], list[dict[st
             file, pid = f"e{k:02d}{n:02d}.txt", f"en-{article['title']}-{n}"
             passages[file] = (pid, paragraph["context"])
             questions += [{"qid": qa["id"] + "-ja2en", "question": qa["question"], "gold_pid": pid,
+                           "answers": list(dict.fromkeys(a["text"] for a in qa.get("answers", []))),
                            "set": "xling_ja2en_mixed"} for qa in paragraph["qas"]]
     return passages, questions
 
@@ -138,10 +140,23 @@ def doc_key(source: str, doc_map: Mapping[str, str]) -> str:
     return doc_map.get(name, name)
 
 
+def answer_hits(passages: Sequence[Any], keys: Sequence[str], answers: Sequence[str]) -> list[bool]:
+    """Per distinct document, in rank order: whether one of its returned passages holds one of the
+    answer strings (compared in search form), as open-domain QA's "top-k accuracy" counts a hit."""
+    wanted = [normalize_query(a) for a in answers if a.strip()]
+    hits: dict[str, bool] = {}
+    for key, p in zip(keys, passages, strict=True):
+        found = any(a in normalize_query(p.text) for a in wanted)
+        hits[key] = hits.get(key, False) or found
+    return list(hits.values())
+
+
 def evaluate(assistant: Any, queries: Sequence[dict[str, Any]], mode: str, doc_map: Mapping[str, str],
              top_k: int = 10) -> dict[str, Any]:
-    """Mean R@1/5/10, MRR@10 and nDCG@10 (by gold document) of one query list in one mode, with latency."""
+    """Mean R@1/5/10, MRR@10 and nDCG@10 (by gold document) of one query list in one mode, with latency;
+    and where the queries carry answers, A@1/A@5: a passage of the first 1 / 5 documents holds one."""
     per_query: list[dict[str, float]] = []
+    answered: list[list[bool]] = []
     latencies: list[float] = []
     misses: list[str] = []
     for q in queries:
@@ -151,11 +166,15 @@ def evaluate(assistant: Any, queries: Sequence[dict[str, Any]], mode: str, doc_m
         keys = [doc_key(p.source or p.doc_id, doc_map) for p in passages]
         scores = m.ranking_metrics(m.doc_hits(keys, q["gold_pid"]), 1, KS)
         per_query.append(scores)
+        if q.get("answers"):
+            answered.append(answer_hits(passages, keys, q["answers"]))
         if scores["r@10"] < 1.0:
             misses.append(q["qid"])
     out: dict[str, Any] = {"queries": len(queries)}
     for key in [*(f"r@{k}" for k in KS), "mrr@10", "ndcg@10"]:
         out[key] = m.mean(s[key] for s in per_query)
+    for k in (1, 5):
+        out[f"a@{k}"] = m.mean(float(any(h[:k])) for h in answered) if answered else None
     out["latency_p50_ms"] = statistics.median(latencies) if latencies else None
     out["latency_p95_ms"] = m.percentile(latencies, 95)
     out["misses@10"] = misses
@@ -192,12 +211,12 @@ def render(report: Mapping[str, Any]) -> str:
              f"{meta['ingest_s']:.1f} s ({meta['passages_per_s']:.1f} passages/s; model loading "
              f"{meta['load_s']:.1f} s, separate).")
     lines = ["# Retrieval evaluation (shared data)", "", intro, "",
-             "| set | mode | queries | R@1 | R@5 | R@10 | MRR@10 | nDCG@10 | p50 ms |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| set | mode | queries | R@1 | R@5 | R@10 | MRR@10 | nDCG@10 | A@1 | A@5 | p50 ms |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, modes in report["results"].items():
         for mode, r in modes.items():
-            figures = " | ".join("–" if r[k] is None else f"{r[k]:.3f}"
-                                 for k in ("r@1", "r@5", "r@10", "mrr@10", "ndcg@10"))
+            figures = " | ".join("–" if r.get(k) is None else f"{r[k]:.3f}"
+                                 for k in ("r@1", "r@5", "r@10", "mrr@10", "ndcg@10", "a@1", "a@5"))
             lat = "–" if r["latency_p50_ms"] is None else f"{r['latency_p50_ms']:.1f}"
             lines.append(f"| {name} | {mode} | {r['queries']} | {figures} | {lat} |")
     lines += ["", "## Hybrid never worse than the better single list", "", "| set | metric | hybrid | best single | ok |",
