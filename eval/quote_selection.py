@@ -1,12 +1,14 @@
 """How often the extractive answerer quotes the sentence that holds the answer, for English questions
-over Japanese passages, with and without the English-Japanese lexicon.
+over Japanese passages and Japanese questions over English ones, with and without the
+English-Japanese lexicon.
 
 Usage: .venv/bin/python eval/quote_selection.py [--split fit|test|all]
 Data: the shared `xling_en2ja` questions (human translations of SQuAD dev), each given its gold
 Japanese passage alone, so that retrieval plays no part. A question counts when an answer string (its
 own or its Japanese twin's in `xling_ja2ja`) occurs in the passage. Reports the share whose best
-sentence holds an answer ("top1") and whose chosen quotes do ("quoted"); writes
-eval/reports/quote_selection.json.
+sentence holds an answer ("top1") and whose chosen quotes do ("quoted"). The other way round
+(`ja2en`): the Japanese translations of the same SQuAD questions over their English paragraphs, with
+SQuAD's English answers. Writes eval/reports/quote_selection.json.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ sys.path.insert(0, str(REPO))
 
 from assistant.answering.extractive import SentenceScorer, select
 from assistant.evaluation.datasets import load_shared
-from assistant.evaluation.retrieval_eval import split_queries
+from assistant.evaluation.retrieval_eval import load_ja2en, split_queries
 from assistant.types import Passage
 
 
-def measure(scorer: SentenceScorer, rows: list[dict], corpus: dict, twins: dict) -> dict[str, float]:
+def measure(scorer: SentenceScorer, rows: list[dict], corpus: dict, twins: dict, language: str = "ja") -> dict[str, float]:
     n = top1 = quoted = 0
     for q in rows:
         text = corpus[q["gold_pid"]]["text"]
@@ -33,7 +35,7 @@ def measure(scorer: SentenceScorer, rows: list[dict], corpus: dict, twins: dict)
         if not answers:
             continue
         passage = Passage(rank=1, score=1.0, chunk_id="c", doc_id="d", title="", section="", page=None, source="",
-                          text=text, language="ja")
+                          text=text, language=language)
         evidence = scorer.score(q["question"], [passage])
         ranked = evidence.ranked()
         n += 1
@@ -70,6 +72,16 @@ def main() -> int:
         report[part] = {"without_lexicon": measure(SentenceScorer(embedder), rows, corpus, twins),
                         "with_lexicon": measure(SentenceScorer(embedder, lexicon=lexicon), rows, corpus, twins)}
         print(part, json.dumps(report[part]), flush=True)
+    mixed = load_ja2en(args.shared)
+    if mixed:
+        paragraphs, questions = mixed
+        english_corpus = {pid: {"text": text} for pid, text in paragraphs.values()}
+        for part in parts:
+            rows = split_queries(questions, part, 13)
+            report[f"ja2en_{part}"] = {
+                "without_lexicon": measure(SentenceScorer(embedder), rows, english_corpus, {}, "en"),
+                "with_lexicon": measure(SentenceScorer(embedder, lexicon=lexicon), rows, english_corpus, {}, "en")}
+            print(f"ja2en_{part}", json.dumps(report[f"ja2en_{part}"]), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -63,6 +63,15 @@ def test_dates_in_the_question_do_not_answer_it() -> None:
     assert supplies("date", "It was founded in 1852.", "When was it founded?")
 
 
+def test_clock_times_and_weekdays_in_english_sentences_are_dates() -> None:
+    q = "図書館は平日何時まで開いていますか"
+    assert supplies("date", "It extends opening hours until 9 p.m. on weekdays.", q)
+    assert supplies("date", "The meeting starts at 10:30.", "When does the meeting start?")
+    assert supplies("date", "Talks resume on Monday.", "When do the talks resume?")
+    assert not supplies("date", "The plan would cost 4.2 million dollars.", q)
+    assert not supplies("date", "Version 2.10 was released.", "When was it released?")
+
+
 def test_degree_words_prefer_a_figure_but_do_not_require_one() -> None:
     q = "領土について、両国の主張はどのくらい離れていますか。"
     assert asked_types(q) == ["number"]

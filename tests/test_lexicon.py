@@ -124,3 +124,19 @@ def test_a_japanese_question_finds_an_english_document(tmp_path: Path) -> None:
         assert a.retrieve(question, top_k=3, mode=mode)[0].doc_id == "library.txt", mode
     a.retriever.lexicon = None
     assert not any(p.doc_id == "library.txt" for p in a.retrieve(question, top_k=3, mode="keyword"))
+
+
+def test_a_japanese_question_quotes_the_english_sentence_that_answers_it(tmp_path: Path) -> None:
+    """The sentences of an English passage are ranked for a Japanese question through the glosses of
+    its words, so the quote is the sentence that answers it rather than the passage's first one."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "library.txt").write_text(
+        "Library funding\n\nThe city council approved a new budget for the public libraries in March 2026. "
+        "The budget adds two reading rooms and extends opening hours until 9 p.m. on weekdays.\n\n"
+        "The mayor said the plan would cost 4.2 million dollars over three years.\n", encoding="utf-8")
+    a = make_assistant(make_settings(tmp_path / "data"))
+    a.ingest([CORPUS, docs])
+    answer = a.ask("図書館の計画の費用はいくらですか")  # every sentence holds a number
+    assert answer.language == "ja" and answer.citations, answer.answer
+    assert "4.2 million dollars" in answer.citations[0].quote

@@ -55,7 +55,9 @@ _DATE = re.compile(
     r"(?<![0-9.,])(?:1[0-9]|20)[0-9]{2}(?![0-9万億千百人名円ドル%]|[.,][0-9])|\b(?:January|February|March|April|May|June|July|August|September|October|"
     r"November|December)\b|紀元前|時代|世紀|上旬|中旬|下旬|年末|年初|月末|月初|"
     r"午前|午後|早朝|深夜|夜間|日中|夕方|[春夏秋冬]季|[春夏秋冬]に|以降|以後|以前|直後|直前|当時|"
-    r"\b(?:spring|summer|autumn|winter|morning|evening|night)\b", re.IGNORECASE)
+    r"\b(?:spring|summer|autumn|winter|morning|evening|night)\b|"
+    r"\b[0-9]{1,2}(?::[0-9]{2})?\s*(?:a\.m\.|p\.m\.|am\b|pm\b)|\b[0-9]{1,2}:[0-9]{2}\b|\b(?:noon|midnight)\b|o'clock|"
+    r"\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekdays?|weekends?)\b", re.IGNORECASE)
 _NUMBER = re.compile(_NUM + r"\s*(?:" + _COUNTER_RE + r")|[0-9]+(?:[.,][0-9]+)*|半分|半数|過半数|"
                      r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand|million|billion)\b",
                      re.IGNORECASE)

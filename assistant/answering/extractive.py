@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from assistant.answering import answertype
-from assistant.text.normalize import question_core
+from assistant.text.normalize import normalize_query, question_core
 from assistant.types import Citation, Passage
 
 MAX_PASSAGES = 5
@@ -24,6 +24,8 @@ MAX_QUOTES = 3
 MIN_SENTENCE_CHARS = 8
 # A one-character rendering (案, 前, 軍) is found inside too many unrelated words to count as a match.
 MIN_RENDERING_CHARS = 2
+# English glosses of a Japanese question's words: shorter ones ("go", "be") match too much.
+MIN_GLOSS_CHARS = 3
 KEYWORD_WEIGHT = 0.15
 ENTITY_BONUS = 0.03
 # A second or third quote must score almost as well as the best one, or it only adds noise.
@@ -142,22 +144,27 @@ class SentenceScorer:
         return toks
 
     def renderings(self, question: str, q_tokens: set[str]) -> list[tuple[str, ...]]:
-        """For an English question: the Japanese renderings of its content words (one tuple a word),
-        for finding them in Japanese sentences; [] for other questions or without a lexicon."""
-        if self.lexicon is None or not q_tokens or not re.search(r"[a-z]", " ".join(q_tokens)):
+        """The question's content words in the other language, one tuple of renderings a word: the
+        Japanese renderings of an English question's words, the English glosses of a Japanese
+        question's, for finding them in sentences written in the other language; [] without a lexicon."""
+        if self.lexicon is None or not q_tokens:
             return []
         from assistant.text.lang import detect_language
 
-        if detect_language(question) != "en":
+        lang = detect_language(question)
+        if lang == "en" and re.search(r"[a-z]", " ".join(q_tokens)):
+            found = self.lexicon.translate(question)
+            words = sum(len(r.word.split()) for r in found)
+        elif lang == "ja":
+            found = self.lexicon.translate_ja(normalize_query(question))
+            words = len(found)
+        else:
             return []
-        out: list[tuple[str, ...]] = []
-        covered = 0
-        for r in self.lexicon.translate(question):
-            covered += len(r.word.split())
-            out.append(tuple(unicodedata.normalize("NFKC", ja).lower() for ja in r.renderings
-                             if len(ja) >= MIN_RENDERING_CHARS))
+        shortest = MIN_GLOSS_CHARS if lang == "ja" else MIN_RENDERING_CHARS
+        out = [tuple(f for f in (unicodedata.normalize("NFKC", x).lower() for x in r.renderings) if len(f) >= shortest)
+               for r in found]
         # Content words the lexicon does not render (names in Latin script, say) still count as words.
-        out.extend(() for _ in range(max(0, len(q_tokens) - covered)))
+        out.extend(() for _ in range(max(0, len(q_tokens) - words)))
         return out
 
     def score(self, question: str, passages: Sequence[Passage]) -> Evidence:
@@ -176,6 +183,7 @@ class SentenceScorer:
                     spans.append((i, s, e, p.text[s:e]))
         q_tokens = self.tokens(question_core(question))
         renderings = self.renderings(question, q_tokens)
+        glosses = bool(renderings) and detect_language(question) == "ja"
         wanted = answertype.asked_types(question)
         scored: list[Scored] = []
         if spans:
@@ -183,7 +191,7 @@ class SentenceScorer:
             dense = self.sentence_vectors([t for *_, t in spans]) @ q_vec
             for (i, s, e, text), d in zip(spans, dense, strict=True):
                 kw = len(q_tokens & self.tokens(text)) / len(q_tokens) if q_tokens else 0.0
-                rendered = rendered_overlap(renderings, text)
+                rendered = rendered_overlap(renderings, text, glosses)
                 bonus = ENTITY_BONUS if any(answertype.supplies(t, text, question) for t in wanted) else 0.0
                 instruction = bool(INSTRUCTION_RE.search(text))
                 score = float(d) + KEYWORD_WEIGHT * max(kw, rendered) + bonus - 0.002 * i
@@ -219,12 +227,29 @@ _CELL_SEP = " | "
 _DIGIT = re.compile(r"[0-9０-９]")
 
 
-def rendered_overlap(renderings: Sequence[tuple[str, ...]], text: str) -> float:
-    """Share of the question's words (one tuple of Japanese renderings each) that the text holds."""
+def rendered_overlap(renderings: Sequence[tuple[str, ...]], text: str, english: bool = False) -> float:
+    """Share of the question's words (one tuple of renderings each) that the text holds; `english`:
+    the renderings are English glosses, found as words (`_holds`), not as any substring."""
     if not renderings:
         return 0.0
     body = unicodedata.normalize("NFKC", text).lower()
+    if english:
+        return sum(1 for forms in renderings if any(_holds(body, f) for f in forms)) / len(renderings)
     return sum(1 for forms in renderings if any(f in body for f in forms)) / len(renderings)
+
+
+def _holds(body: str, form: str) -> bool:
+    """Whether `body` holds the English gloss `form` at a word start, with its inflected forms
+    ("library" finds "libraries", "approve" finds "approved"), and a short one as a whole word."""
+    if not form.isascii():
+        return form in body
+    if form not in body and not (len(form) >= 5 and form[-1] in "ye" and form[:-1] in body):
+        return False
+    # Word edges by Latin letters and digits only: "natoの" holds "nato".
+    if len(form) < 4:
+        return re.search(r"(?<![a-z0-9])" + re.escape(form) + r"(?![a-z0-9])", body) is not None
+    stem = form[:-1] if len(form) >= 5 and form[-1] in "ye" else form
+    return re.search(r"(?<![a-z0-9])" + re.escape(stem), body) is not None
 
 
 def table_headers(text: str) -> set[str]:
