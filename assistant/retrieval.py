@@ -3,8 +3,10 @@
 The keyword list is strong when the question shares the passages' script (Japanese over Japanese)
 and its BM25 score is high; the dense list carries questions across languages. The fusion turns
 each list's raw score into evidence (dense cosine rescaled; BM25 saturated as s / (s + c)) and
-weighs the two by the question's language. Weights are fitted on a fixed-seed half of the shared
-retrieval data (`eval/fit_fusion.py`) and shipped in `fusion_params.json`.
+weighs the two by the question's language, and by the passage's where it differs (`ja>en`: a
+Japanese question's English passages, whose similarities and keyword scores run on other scales).
+Weights are fitted on a fixed-seed half of the shared retrieval data (`eval/fit_fusion.py`) and
+shipped in `fusion_params.json`.
 """
 
 from __future__ import annotations
