@@ -197,7 +197,7 @@ class Retriever:
                 timings["dense"] = (time.perf_counter() - t1) * 1000
         if mode in ("hybrid", "keyword"):
             t0 = time.perf_counter()
-            renderings = self._renderings(question, query)
+            renderings = self._renderings(question)
             for rank, (cid, score) in enumerate(self.index.keyword.search(query, k, allowed, renderings), 1):
                 cands.setdefault(cid, Candidate(cid)).keyword = score
                 cands[cid].keyword_rank = rank
@@ -205,18 +205,12 @@ class Retriever:
                 timings["keyword"] = (time.perf_counter() - t0) * 1000
         return cands
 
-    def _renderings(self, question: str, query: str) -> list[tuple[str, ...]]:
-        """The question's words in the other language (`text.lexicon`): Japanese renderings of an
-        English question, English glosses of a Japanese one, so that keyword search reaches documents
-        written in either."""
+    def _renderings(self, question: str) -> list[tuple[str, ...]]:
+        """The question's words in the other language (`Lexicon.render`), so that keyword search
+        reaches documents written in either."""
         if self.lexicon is None:
             return []
-        lang = detect_language(question)
-        if lang == "en":
-            return [r.renderings for r in self.lexicon.translate(question)]
-        if lang == "ja":
-            return [r.renderings for r in self.lexicon.translate_ja(query)]
-        return []
+        return [r.renderings for r in self.lexicon.render(question, detect_language(question))]
 
     def search(self, question: str, top_k: int = 5, allowed: set[str] | None = None, mode: Mode = "hybrid",
                timings: dict[str, float] | None = None) -> list[Passage]:

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from assistant.answering import answertype
-from assistant.text.normalize import normalize_query, question_core
+from assistant.text.normalize import question_core
 from assistant.types import Citation, Passage
 
 MAX_PASSAGES = 5
@@ -143,23 +143,16 @@ class SentenceScorer:
                 self._tokens.popitem(last=False)
         return toks
 
-    def renderings(self, question: str, q_tokens: set[str]) -> list[tuple[str, ...]]:
-        """The question's content words in the other language, one tuple of renderings a word: the
-        Japanese renderings of an English question's words, the English glosses of a Japanese
-        question's, for finding them in sentences written in the other language; [] without a lexicon."""
-        if self.lexicon is None or not q_tokens:
+    def renderings(self, question: str, q_tokens: set[str], lang: str) -> list[tuple[str, ...]]:
+        """The question's content words in the other language (`Lexicon.render`), one tuple of
+        renderings a word, for finding them in sentences written in the other language; [] without
+        a lexicon. `lang`: the question's language."""
+        if self.lexicon is None or not q_tokens or lang not in ("en", "ja"):
             return []
-        from assistant.text.lang import detect_language
-
-        lang = detect_language(question)
-        if lang == "en" and re.search(r"[a-z]", " ".join(q_tokens)):
-            found = self.lexicon.translate(question)
-            words = sum(len(r.word.split()) for r in found)
-        elif lang == "ja":
-            found = self.lexicon.translate_ja(normalize_query(question))
-            words = len(found)
-        else:
+        if lang == "en" and not re.search(r"[a-z]", " ".join(q_tokens)):
             return []
+        found = self.lexicon.render(question, lang)
+        words = sum(len(r.word.split()) for r in found) if lang == "en" else len(found)
         shortest = MIN_GLOSS_CHARS if lang == "ja" else MIN_RENDERING_CHARS
         out = [tuple(f for f in (unicodedata.normalize("NFKC", x).lower() for x in r.renderings) if len(f) >= shortest)
                for r in found]
@@ -182,8 +175,9 @@ class SentenceScorer:
                 if e - s >= MIN_SENTENCE_CHARS and p.text[s:e].strip() not in headings:
                     spans.append((i, s, e, p.text[s:e]))
         q_tokens = self.tokens(question_core(question))
-        renderings = self.renderings(question, q_tokens)
-        glosses = bool(renderings) and detect_language(question) == "ja"
+        lang = detect_language(question)
+        renderings = self.renderings(question, q_tokens, lang)
+        glosses = bool(renderings) and lang == "ja"
         wanted = answertype.asked_types(question)
         scored: list[Scored] = []
         if spans:

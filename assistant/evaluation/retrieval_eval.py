@@ -146,7 +146,8 @@ def answer_hits(passages: Sequence[Any], keys: Sequence[str], answers: Sequence[
     wanted = [normalize_query(a) for a in answers if a.strip()]
     hits: dict[str, bool] = {}
     for key, p in zip(keys, passages, strict=True):
-        found = any(a in normalize_query(p.text) for a in wanted)
+        text = normalize_query(p.text)
+        found = any(a in text for a in wanted)
         hits[key] = hits.get(key, False) or found
     return list(hits.values())
 

@@ -291,6 +291,17 @@ class Lexicon:
         rows = self._db().execute("SELECT en FROM ja_en WHERE ja = ? ORDER BY rank LIMIT ?", (word, PER_KEY)).fetchall()
         return tuple(r[0] for r in rows)
 
+    def render(self, question: str, lang: str) -> tuple[Rendering, ...]:
+        """The question's words in the other language: an English question's Japanese renderings
+        (`translate`), a Japanese question's English glosses (`translate_ja`); () for other languages."""
+        if lang == "en":
+            return self.translate(question)
+        if lang == "ja":
+            from assistant.text.normalize import normalize_query
+
+            return self.translate_ja(normalize_query(question))
+        return ()
+
     @lru_cache(maxsize=1024)  # noqa: B019
     def translate_ja(self, question: str) -> tuple[Rendering, ...]:
         """The content words of a Japanese question (search form) and their English glosses, for
