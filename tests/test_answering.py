@@ -181,6 +181,41 @@ def test_table_header_rows_are_recognised() -> None:
     assert table_headers("国 | 立場\n") == set()
 
 
+def test_list_items_and_table_rows_are_read_with_their_label() -> None:
+    from assistant.answering.extractive import item_context, table_headers
+
+    text = ("各国の主張\n日本\n• 輸出規制の早期撤廃を要求\n• 共同研究の拡大\n韓国\n• 輸出規制の段階的な見直し\n"
+            "交渉は難航している。\n項目 | 現状 | 目標\n再エネ比率 | 約23% | 4〜5割")
+    at = text.index
+    assert item_context(text, at("輸出規制の早期")) == "日本"
+    assert item_context(text, at("共同研究")) == "日本"  # the label above the whole list, past other items
+    assert item_context(text, at("輸出規制の段階")) == "韓国"
+    assert item_context(text, at("交渉は")) == ""  # running text needs no label
+    assert item_context(text, at("再エネ比率"), headers=table_headers(text)) == "項目 | 現状 | 目標"
+    # A line of running text above a list is no label; the chunk's section stands in when the label
+    # lies before the chunk.
+    assert item_context("次の点で合意した。\n• 関税の引き下げ", 12, section="合意") == ""
+    assert item_context("• 関税の引き下げ\n• 査証の免除", 11, section="米国") == "米国"
+    assert item_context("• 関税の引き下げ", 2, section="これは見出しではなく三十字を超える長い一文の節の名前である場合の例です") == ""
+
+
+def test_the_label_of_a_list_decides_which_item_is_quoted(embedder: object) -> None:
+    """Two parties' lists of demands: the items never name their party, the label line above does."""
+    text = ("各国の主張\n日本\n• 輸出規制の早期撤廃を要求\n• 技術協力の継続\n"
+            "韓国\n• 輸出規制の段階的な見直しを要求\n• 技術協力の縮小")
+    passage = Passage(rank=1, score=1.0, chunk_id="l-0", doc_id="claims.md", title="通商協議", section="各国の主張",
+                      page=None, source="claims.md", text=text, language="ja")
+    pipe = make_pipeline(Settings(), embedder, make_retrieve(embedder, [passage]))
+    for question, wanted, other in (("韓国は輸出規制について何を要求していますか。", "段階的な見直し", "早期撤廃"),
+                                    ("日本は輸出規制について何を要求していますか。", "早期撤廃", "段階的な見直し")):
+        scored = pipe.scorer.score(question, [passage]).ranked()
+        assert wanted in scored[0].text and other not in scored[0].text, [s.text for s in scored]
+        a = pipe.ask(question)
+        if a.citations:
+            assert_valid(a)
+            assert wanted in a.citations[0].quote and "日本" not in a.citations[0].quote
+
+
 def test_a_table_header_row_is_never_quoted(embedder: object, tmp_path: Path) -> None:
     """A Markdown table read by the loader: its header row names columns and answers nothing."""
     from assistant.loaders import load_document

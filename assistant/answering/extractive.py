@@ -167,13 +167,16 @@ class SentenceScorer:
 
         top = list(passages[:MAX_PASSAGES])
         spans: list[tuple[int, int, int, str]] = []
+        contexts: list[str] = []
         for i, p in enumerate(top):
             # A heading (or a table's header row) names a topic and asserts nothing: never quoted.
-            headings = {h.strip() for h in (p.section, p.title) if h and h.strip()} | table_headers(p.text)
+            headers = table_headers(p.text)
+            headings = {h.strip() for h in (p.section, p.title) if h and h.strip()} | headers
             for s, e in split_sentences(p.text):
                 s, e = _trim(p.text, s, e)
                 if e - s >= MIN_SENTENCE_CHARS and p.text[s:e].strip() not in headings:
                     spans.append((i, s, e, p.text[s:e]))
+                    contexts.append(item_context(p.text, s, p.section, headers))
         q_tokens = self.tokens(question_core(question))
         lang = detect_language(question)
         renderings = self.renderings(question, q_tokens, lang)
@@ -182,10 +185,12 @@ class SentenceScorer:
         scored: list[Scored] = []
         if spans:
             q_vec = self.query_vector(question)
-            dense = self.sentence_vectors([t for *_, t in spans]) @ q_vec
-            for (i, s, e, text), d in zip(spans, dense, strict=True):
-                kw = len(q_tokens & self.tokens(text)) / len(q_tokens) if q_tokens else 0.0
-                rendered = rendered_overlap(renderings, text, glosses)
+            # A list item or table row is read with its label or header row ("米国: • 限定的"), quoted without.
+            read = [f"{c}: {t}" if c else t for (*_, t), c in zip(spans, contexts, strict=True)]
+            dense = self.sentence_vectors(read) @ q_vec
+            for (i, s, e, text), full, d in zip(spans, read, dense, strict=True):
+                kw = len(q_tokens & self.tokens(full)) / len(q_tokens) if q_tokens else 0.0
+                rendered = rendered_overlap(renderings, full, glosses)
                 bonus = ENTITY_BONUS if any(answertype.supplies(t, text, question) for t in wanted) else 0.0
                 instruction = bool(INSTRUCTION_RE.search(text))
                 score = float(d) + KEYWORD_WEIGHT * max(kw, rendered) + bonus - 0.002 * i
@@ -258,9 +263,38 @@ def table_headers(text: str) -> set[str]:
     return out
 
 
+_BULLETS = "•・-*●○■□◆◇"
+_ITEM = re.compile(r"[•・\-*●○■□◆◇]|[0-9０-９]{1,2}[.)．）]|[（(][0-9０-９]{1,2}[)）]|[①-⑳]")
+MAX_LABEL_CHARS = 30
+
+
+def item_context(text: str, start: int, section: str = "", headers: set[str] | None = None) -> str:
+    """What a list item or a table row means only with: the short label line its list stands under
+    (the passage's section heading when the label lies before the passage), or its table's header
+    row; "" for a sentence of running text. `start`: where the sentence starts in `text`."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", start)
+    line = text[line_start:line_end if line_end >= 0 else len(text)]
+    if _CELL_SEP in line:
+        above = [h for h in (headers or ()) if 0 <= text.find(h) < line_start]
+        return max(above, key=text.find) if above else ""
+    if not _ITEM.match(line.lstrip()):
+        return ""
+    for prev in reversed(text[:line_start].split("\n")):
+        prev = prev.strip()
+        if not prev or _ITEM.match(prev):
+            continue
+        # A label names what follows; a line of running text (long, or ending a sentence) is not one.
+        if len(prev) <= MAX_LABEL_CHARS and not prev.endswith(("。", ".", "！", "？", "!", "?")):
+            return prev
+        return ""
+    section = section.strip()
+    return section if 0 < len(section) <= MAX_LABEL_CHARS else ""
+
+
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:
     """Drops surrounding spaces and bullet marks, so the quote starts at the sentence's first word."""
-    while start < end and (text[start].isspace() or text[start] in "•・-*●○■□◆◇"):
+    while start < end and (text[start].isspace() or text[start] in _BULLETS):
         start += 1
     while end > start and text[end - 1].isspace():
         end -= 1
