@@ -80,6 +80,26 @@ def test_degree_words_prefer_a_figure_but_do_not_require_one() -> None:
     assert absent("How much did Russia gain?", ["ロシアは時間を得た。"]) is None
 
 
+def test_a_time_told_by_an_event_answers_when() -> None:
+    assert supplies("date", "しかし、人民共和国成立後、仏教は特別な保護を受けなくなった。", "仏教が保護を受けなくなったのはいつ？")
+    assert supplies("date", "終戦前の旧憲法の下では、労働者の権利は認められていなかった。", "権利が認められなかったのはいつ？")
+    assert not supplies("date", "現在の前線を踏まえた領土交換を議論する。", "交渉はいつ始まるか。")  # 前線 is no time
+    assert not supplies("date", "協議には長い時間がかかった。", "協議はいつ終わったか。")
+
+
+def test_a_duration_named_in_passing_is_not_asked_for() -> None:
+    q = "採用後一定期間在籍した場合、紹介事業者に支払う報酬の相場はどれくらいか。"
+    assert absent(q, ["報酬は採用が決まった後に支払われる。"]) is None  # a degree word prefers, never requires
+    assert absent("その期間はどのくらいですか", ["その後も協議は続いた。"]) == "number"
+    assert absent("どのくらいの期間、延期されたか", ["制裁は延期された。"]) == "number"
+
+
+def test_nan_nin_is_also_which_people() -> None:
+    q = "ローマ帝国が衰退すると、イベリア半島に何人が侵入したか。"
+    assert absent(q, ["ローマ帝国が衰退すると、イベリア半島にもゲルマン人が侵入を始めた。"]) is None
+    assert absent("会議には何人が参加したか。", ["会議には各国の代表が参加した。"]) == "number"
+
+
 def test_names_never_refuse() -> None:
     assert asked_types("報道官の名前は？") == ["name"]
     assert absent("報道官の名前は？", ["報道官は会見で述べた。"]) is None

@@ -50,6 +50,8 @@ _COUNTER_NOUN = {"回数": "回", "人数": "人", "件数": "件"}
 
 _DATE = re.compile(
     r"[0-9]+\s*(?:年|月|日|時|世紀|年代)|[一二三四五六七八九十百千]+(?:年|月|日|世紀)|"
+    # A time told by an event: "共和国成立後", "終戦前", "独立時" (not "前線", "時間": the word ends there).
+    r"[\u4e00-\u9fff]{2,}(?:後|前|時)(?![\u4e00-\u9fff])|"
     r"(?:明治|大正|昭和|平成|令和|江戸|室町|鎌倉|平安|奈良|戦国|安土桃山)(?:時代|[0-9元]+年)?|"
     r"今年|昨年|去年|来年|先月|今月|来月|先週|今週|来週|昨日|今日|明日|[月火水木金土日]曜|"
     r"(?<![0-9.,])(?:1[0-9]|20)[0-9]{2}(?![0-9万億千百人名円ドル%]|[.,][0-9])|\b(?:January|February|March|April|May|June|July|August|September|October|"
@@ -112,8 +114,12 @@ _ASK_PROPORTION = re.compile(r"割合|比率|税率|金利|利率|何割|何パ�
                              r"\brate\b", re.IGNORECASE)
 _PROPORTION = re.compile(_NUM + r"\s*(?:%|パーセント|割)|" + _NUM + r"\s*分の\s*" + _NUM + r"|半数|半分|[0-9]+\s*percent",
                          re.IGNORECASE)
+_PEOPLE = re.compile(r"[ァ-ヴ][ァ-ヴー]+人")
 _IS_DATE = re.compile(r"[0-9]+\s*[年月日]|[一二三四五六七八九十百千]+[年月日]")
-_ASK_DURATION = re.compile(r"期間|長さ|how long|何年間|何日間|何か月|何カ月|何ヶ月|何週間", re.IGNORECASE)
+# A duration is asked for ("どのくらいの期間", "期間は？"), not merely named ("採用後一定期間在籍した場合、…").
+_ASK_DURATION = re.compile(
+    r"(?:どのくらい|どれくらい|どれほど|どれだけ)の(?:期間|長さ|間)|(?:期間|長さ)(?:は|を|が)?(?:どのくらい|どれくらい|どれほど|"
+    r"どれだけ|何)|(?:期間|長さ)(?:は|を)?[？?。]?$|how long|何年間|何日間|何か月|何カ月|何ヶ月|何週間", re.IGNORECASE)
 
 
 def supplies(kind: str, sentence: str, question: str) -> bool:
@@ -121,6 +127,8 @@ def supplies(kind: str, sentence: str, question: str) -> bool:
     s, q = fold(sentence), fold(question)
     if kind == "number":
         counter = asked_counter(question)
+        if counter == "人" and any(m.group(0) not in q for m in _PEOPLE.finditer(s)):
+            return True  # 何人 is also "which people" (なにじん): "ゲルマン人が侵入した" answers it
         if counter is not None:
             unit = _SAME.get(counter, re.escape(fold(counter)))
             pattern = re.compile(_NUM + r"\s*" + unit)

@@ -51,6 +51,27 @@ class Example:
     group: str  # jsquad | xling_en2ja | xling_ja2ja | offtopic
     label: int  # 1 answerable, 0 not
     features: dict[str, float]
+    # Refused whatever the rule says: no sentence to quote, or the question asks for a date or a
+    # number that none of the chosen quotes gives (`answertype.absent`), as the answerer decides.
+    vetoed: bool = False
+
+
+def refused(rule: RefusalRule, e: Example, threshold: float | None = None) -> bool:
+    """The answerer's decision on an example: the rule's, unless a veto refuses first."""
+    if e.vetoed:
+        return True
+    return rule.probability(e.features) < (rule.threshold if threshold is None else threshold)
+
+
+def _example(scorer: SentenceScorer, qid: str, group: str, label: int, question: str,
+             passages: list[Passage]) -> Example:
+    from assistant.answering import answertype
+    from assistant.answering.extractive import select
+
+    evidence = scorer.score(question, passages)
+    chosen = select(evidence)
+    vetoed = not chosen or answertype.absent(question, [s.text for s in chosen]) is not None
+    return Example(qid, group, label, evidence.features, vetoed)
 
 
 class MemoryIndex:
@@ -172,13 +193,13 @@ def collect(datasets: Path, embedder: Any, cache: Path) -> list[Example]:
     for q, vec in zip(chosen, q_vecs, strict=False):
         found = index.search(q["question"], vec)
         if any(p.chunk_id == q["gold_pid"] for p in found):
-            examples.append(Example(q["qid"], q["set"], 1, scorer.score(q["question"], found).features))
+            examples.append(_example(scorer, q["qid"], q["set"], 1, q["question"], found))
         missed = index.search(q["question"], vec, exclude_title=title_of.get(q["gold_pid"]))
         # An answer string in a near miss makes the "unanswerable" label doubtful: leave it out.
         if not any(a and a in p.text for p in missed for a in q["answers"]):
-            examples.append(Example(q["qid"], q["set"], 0, scorer.score(q["question"], missed).features))
+            examples.append(_example(scorer, q["qid"], q["set"], 0, q["question"], missed))
     for i, (text, vec) in enumerate(zip(OFF_TOPIC, q_vecs[len(chosen):], strict=True)):
-        examples.append(Example(f"off{i}", "offtopic", 0, scorer.score(text, index.search(text, vec)).features))
+        examples.append(_example(scorer, f"off{i}", "offtopic", 0, text, index.search(text, vec)))
     return examples
 
 
@@ -203,9 +224,12 @@ def fit(examples: Sequence[Example]) -> RefusalRule:
         mean={f: float(m) for f, m in zip(FEATURES, mean, strict=True)},
         scale={f: float(s) for f, s in zip(FEATURES, scale, strict=True)},
     )
+    # The threshold is chosen for the decision the answerer makes: the vetoes refuse some questions
+    # whatever the rule says, so the rule need not refuse those itself.
     probs = np.array([rule.probability(e.features) for e in examples])
+    vetoed = np.array([e.vetoed for e in examples])
     grid = np.round(np.arange(0.05, 0.96, 0.01), 2)
-    rule.threshold = float(max(grid, key=lambda t: float(((probs >= t) == (y == 1)).mean())))
+    rule.threshold = float(max(grid, key=lambda t: float((((probs >= t) & ~vetoed) == (y == 1)).mean())))
     return rule
 
 
@@ -214,13 +238,13 @@ def measure(rule: RefusalRule, examples: Sequence[Example]) -> dict[str, Any]:
     def figures(group: Sequence[Example]) -> dict[str, Any]:
         pos = [e for e in group if e.label == 1]
         neg = [e for e in group if e.label == 0]
-        refused = {id(e) for e in group if rule.refuse(e.features)[0]}
-        right = sum(1 for e in pos if id(e) not in refused) + sum(1 for e in neg if id(e) in refused)
+        no = {id(e) for e in group if refused(rule, e)}
+        right = sum(1 for e in pos if id(e) not in no) + sum(1 for e in neg if id(e) in no)
         return {
             "n_answerable": len(pos), "n_unanswerable": len(neg),
             "accuracy": round(right / len(group), 4) if group else None,
-            "false_refusal": round(sum(1 for e in pos if id(e) in refused) / len(pos), 4) if pos else None,
-            "false_answer": round(sum(1 for e in neg if id(e) not in refused) / len(neg), 4) if neg else None,
+            "false_refusal": round(sum(1 for e in pos if id(e) in no) / len(pos), 4) if pos else None,
+            "false_answer": round(sum(1 for e in neg if id(e) not in no) / len(neg), 4) if neg else None,
         }
     out = {"all": figures(examples)}
     for g in sorted({e.group for e in examples}):
@@ -229,13 +253,12 @@ def measure(rule: RefusalRule, examples: Sequence[Example]) -> dict[str, Any]:
 
 
 def curve(rule: RefusalRule, examples: Sequence[Example]) -> list[dict[str, float]]:
-    probs = [(rule.probability(e.features), e.label) for e in examples]
-    pos = max(1, sum(1 for _, y in probs if y == 1))
-    neg = max(1, sum(1 for _, y in probs if y == 0))
+    pos = max(1, sum(1 for e in examples if e.label == 1))
+    neg = max(1, sum(1 for e in examples if e.label == 0))
     out = []
     for t in np.round(np.arange(0.0, 1.001, 0.02), 2):
-        fr = sum(1 for p, y in probs if y == 1 and p < t) / pos
-        fa = sum(1 for p, y in probs if y == 0 and p >= t) / neg
+        fr = sum(1 for e in examples if e.label == 1 and refused(rule, e, float(t))) / pos
+        fa = sum(1 for e in examples if e.label == 0 and not refused(rule, e, float(t))) / neg
         out.append({"threshold": float(t), "false_refusal": round(fr, 4), "false_answer": round(fa, 4),
                     "accuracy": round(1 - (fr * pos + fa * neg) / (pos + neg), 4)})
     return out
