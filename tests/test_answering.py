@@ -197,6 +197,8 @@ def test_list_items_and_table_rows_are_read_with_their_label() -> None:
     assert item_context("次の点で合意した。\n• 関税の引き下げ", 12, section="合意") == ""
     assert item_context("• 関税の引き下げ\n• 査証の免除", 11, section="米国") == "米国"
     assert item_context("• 関税の引き下げ", 2, section="これは見出しではなく三十字を超える長い一文の節の名前である場合の例です") == ""
+    assert item_context("成長率\n3.5%の成長を見込む。", 4) == ""  # a figure, not an item number
+    assert item_context("手順\n1. 申請書を出す。", 7) == "手順"
 
 
 def test_the_label_of_a_list_decides_which_item_is_quoted(embedder: object) -> None:

@@ -264,7 +264,8 @@ def table_headers(text: str) -> set[str]:
 
 
 _BULLETS = "•・-*●○■□◆◇"
-_ITEM = re.compile(r"[•・\-*●○■□◆◇]|[0-9０-９]{1,2}[.)．）]|[（(][0-9０-９]{1,2}[)）]|[①-⑳]")
+# A line that starts a list item: a bullet, "1." / "2)" (not "3.5%"), "(1)", "①".
+_ITEM = re.compile(r"[•・\-*●○■□◆◇]|[0-9０-９]{1,2}[.)．）](?![0-9０-９])|[（(][0-9０-９]{1,2}[)）]|[①-⑳]")
 MAX_LABEL_CHARS = 30
 
 
