@@ -110,6 +110,21 @@ def test_search_finds_the_right_chunk(index: KeywordIndex) -> None:
     assert index.count() == len(PASSAGES)
 
 
+def test_a_latin_word_in_a_japanese_question_weighs_as_much_as_a_japanese_word() -> None:
+    """A Japanese word brings its character bigrams (and a compound its parts), an acronym only itself:
+    without evening them out, a question naming both finds the Japanese word first."""
+    passages = [("acronym", "d1", "制裁の対象にLNGが加わる見通しだ。"), ("word", "d2", "制裁の対象に輸出が加わる見通しだ。")]
+    passages += [(f"f{i}", f"d{i + 10}", f"第{i}回の会合では予算と人事について協議した。") for i in range(20)]
+    conn = sqlite3.connect(":memory:")
+    even, plain = KeywordIndex(conn), KeywordIndex(conn, params=Bm25Params(latin_in_cjk=1.0))
+    with conn:
+        even.add((c, d, search_form(t)) for c, d, t in passages)
+    assert top_ids(even, "LNGの輸出")[0] == "acronym"
+    assert top_ids(plain, "LNGの輸出")[0] == "word"  # the same index, the acronym weighed as one term
+    # An English question is all Latin words: nothing to even out.
+    assert even.search(search_form("LNG exports"), 3) == plain.search(search_form("LNG exports"), 3)
+
+
 def test_scores_are_sorted_and_k_is_respected(index: KeywordIndex) -> None:
     hits = index.search(search_form("大統領 会談 梅雨 日本銀行"), 2)
     assert len(hits) == 2 and hits[0][1] >= hits[1][1]

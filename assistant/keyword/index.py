@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sqlite3
 from array import array
 from collections import Counter
@@ -25,6 +26,10 @@ from assistant.keyword.tokenize import (
     tokenize,
     tokenize_query,
 )
+
+# Kana or kanji: the question is (at least partly) Japanese.
+_CJK = re.compile(r"[\u3041-\u3096\u30a1-\u30fa\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN_TERM = re.compile(r"[a-z0-9]")
 
 
 class KeywordIndexError(RuntimeError):
@@ -47,9 +52,13 @@ class Bm25Params:
     # Bounds the postings a query sums, whatever the corpus size: the most frequent (least telling)
     # query terms are left out once their postings would exceed it.
     max_query_postings: int = 30_000
+    # In a Japanese question, a Latin word or a number (NATO, LNG, 1989) is one term, while a Japanese
+    # word also brings its parts and its character bigrams: this evens them out. Query time only.
+    latin_in_cjk: float = 2.0
 
     def signature(self) -> str:
-        # max_query_postings is left out: it acts at query time only, so changing it needs no rebuild.
+        # max_query_postings and latin_in_cjk are left out: they act at query time only, so changing
+        # them needs no rebuild.
         return f"k1={self.k1};b={self.b};bigram={self.bigram_weight};avg={self.avg_words}/{self.avg_bigrams}"
 
 
@@ -279,6 +288,8 @@ class KeywordIndex:
         frequencies = self.store.document_frequencies(set(terms) | extra)
         n = self.store.count()
         weights = query_weights(terms, frequencies, n, self.params)
+        if self.params.latin_in_cjk != 1.0 and _CJK.search(query):
+            weights = {t: w * self.params.latin_in_cjk if _LATIN_TERM.match(t) else w for t, w in weights.items()}
         for group in groups:
             present = [toks for toks in group if any(frequencies.get(t, 0) for t in toks)]
             for toks in present:
