@@ -34,7 +34,7 @@ def test_a_refusal_points_at_the_closest_sentences_without_citing_them(embedder:
     for c in a.closest:
         assert c.text[c.start:c.end] == c.quote
         assert any(p.chunk_id == c.chunk_id for p in a.passages)
-    assert len({(c.doc_id, c.section) for c in a.closest}) == len(a.closest)
+    assert len({c.quote for c in a.closest}) == len(a.closest)  # overlapping chunks repeat sentences: once each
     data = json.loads(json.dumps(a.to_json(), ensure_ascii=False))
     assert data["closest"][0]["quote"] == MEMO and data["citations"] == []
 
@@ -68,3 +68,20 @@ def test_cli_slack_and_web_show_the_pointers_as_such(embedder: object) -> None:
     assert NEAR_LABEL["en"] in panel and 'id="near-1-1"' in panel and 'id="src-1-' not in panel
     assert f"<mark>{MEMO}</mark>" in panel and 'class="open-doc"' in panel
     assert "closest passages are shown" in render_chat([turn])
+
+
+def test_pointers_are_the_best_sentences_each_once_whichever_passage_holds_them() -> None:
+    from assistant.answering.refusal import closest
+    from assistant.types import Passage
+
+    text = "第一文である。第二文である。第三文である。"
+    first = Passage(rank=1, score=1.0, chunk_id="a", doc_id="d", title="t", section="s", page=None, source="d",
+                    text=text)
+    # The next chunk of the same section overlaps the first by its last sentence.
+    second = Passage(rank=2, score=0.9, chunk_id="b", doc_id="d", title="t", section="s", page=None, source="d",
+                     text="第三文である。第四文である。")
+    ranked = [(0, 7, 14), (1, 0, 7), (0, 14, 21), (1, 7, 14), (0, 0, 7)]  # best first; 第三文 twice
+    near = closest([first, second], ranked)
+    assert [c.quote for c in near] == ["第二文である。", "第三文である。", "第四文である。"]
+    assert [c.chunk_id for c in near] == ["a", "b", "b"]
+    assert all(c.text[c.start:c.end] == c.quote for c in near)

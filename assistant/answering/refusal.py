@@ -106,12 +106,15 @@ def refusal_text(language: str, reason: str = "") -> str:
 def closest(passages: Sequence[Passage], sentences: Sequence[tuple[int, int, int]],
             limit: int = NEAR_COUNT) -> list[Citation]:
     """What a refusal points at: the best-scored sentences (passage index, start, end; best first, text
-    that speaks to the answerer already left out), one per document section, each in its passage."""
-    seen: set[tuple[str, str]] = set()
+    that speaks to the answerer already left out), each in its passage and each sentence once (chunks
+    overlap by a sentence). Several may come from one section: measured on the shared data's
+    answerable questions that the rule refuses, the three best sentences held the answer for 0.774,
+    the best sentence of each of three passages for 0.565."""
+    seen: set[str] = set()
     picks: list[tuple[Passage, int, int]] = []
     for i, start, end in sentences:
-        if 0 <= i < len(passages) and (passages[i].doc_id, passages[i].section) not in seen:
-            seen.add((passages[i].doc_id, passages[i].section))
+        if 0 <= i < len(passages) and passages[i].text[start:end] not in seen:
+            seen.add(passages[i].text[start:end])
             picks.append((passages[i], start, end))
             if len(picks) == limit:
                 break
