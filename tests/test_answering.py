@@ -198,6 +198,10 @@ def test_list_items_and_table_rows_are_read_with_their_label() -> None:
     assert item_context("• 関税の引き下げ\n• 査証の免除", 11, section="米国") == "米国"
     assert item_context("• 関税の引き下げ", 2, section="これは見出しではなく三十字を超える長い一文の節の名前である場合の例です") == ""
     assert item_context("成長率\n3.5%の成長を見込む。", 4) == ""  # a figure, not an item number
+    # A list whose marks the loader dropped (Markdown, Word): a line that is no sentence is read with
+    # its section; a sentence is not.
+    assert item_context("韓国\n輸出規制の段階的な見直しを要求\n交渉は続く。", 3, section="韓国") == "韓国"
+    assert item_context("韓国\n輸出規制の段階的な見直しを要求\n交渉は続く。", 19, section="韓国") == ""
     assert item_context("手順\n1. 申請書を出す。", 7) == "手順"
 
 
@@ -216,6 +220,26 @@ def test_the_label_of_a_list_decides_which_item_is_quoted(embedder: object) -> N
         if a.citations:
             assert_valid(a)
             assert wanted in a.citations[0].quote and "日本" not in a.citations[0].quote
+            assert all(other not in c.quote for c in a.citations), a.answer  # not the other party's item
+
+
+def test_a_markdown_list_without_marks_is_read_with_its_section(embedder: object) -> None:
+    """As the Markdown loader gives a list under a heading: plain lines, the heading as the section."""
+    passages = [
+        Passage(rank=1, score=1.0, chunk_id="m-0", doc_id="claims.md", title="通商協議の論点", section="日本",
+                page=None, source="claims.md", text="通商協議の論点\n各国の主張\n日本\n輸出規制の早期撤廃を要求\n技術協力の継続",
+                language="ja"),
+        Passage(rank=2, score=0.9, chunk_id="m-1", doc_id="claims.md", title="通商協議の論点", section="韓国",
+                page=None, source="claims.md", text="韓国\n輸出規制の段階的な見直しを要求\n技術協力の縮小", language="ja"),
+    ]
+    pipe = make_pipeline(Settings(), embedder, make_retrieve(embedder, passages))
+    for question, wanted, other in (("韓国は輸出規制について何を要求していますか。", "段階的な見直し", "早期撤廃"),
+                                    ("日本は輸出規制について何を要求していますか。", "早期撤廃", "段階的な見直し")):
+        a = pipe.ask(question)
+        assert not a.refused, a.answer
+        assert_valid(a)
+        assert wanted in a.citations[0].quote, a.answer
+        assert all(other not in c.quote for c in a.citations), a.answer  # not the other party's item
 
 
 def test_a_table_header_row_is_never_quoted(embedder: object, tmp_path: Path) -> None:

@@ -68,6 +68,9 @@ class Scored:
     # The question's English words found through their Japanese renderings: it ranks the sentences,
     # but the refusal features leave it out (the shipped rule was fitted without it).
     rendered: float = 0.0
+    # A list item's label line (`item_context`), and whether the question names it.
+    label: str = ""
+    label_asked: bool = False
 
     @property
     def base_score(self) -> float:
@@ -188,13 +191,14 @@ class SentenceScorer:
             # A list item or table row is read with its label or header row ("米国: • 限定的"), quoted without.
             read = [f"{c}: {t}" if c else t for (*_, t), c in zip(spans, contexts, strict=True)]
             dense = self.sentence_vectors(read) @ q_vec
-            for (i, s, e, text), full, d in zip(spans, read, dense, strict=True):
+            for (i, s, e, text), full, c, d in zip(spans, read, contexts, dense, strict=True):
                 kw = len(q_tokens & self.tokens(full)) / len(q_tokens) if q_tokens else 0.0
                 rendered = rendered_overlap(renderings, full, glosses)
+                asked = bool(c) and bool(q_tokens & self.tokens(c) or rendered_overlap(renderings, c, glosses) > 0)
                 bonus = ENTITY_BONUS if any(answertype.supplies(t, text, question) for t in wanted) else 0.0
                 instruction = bool(INSTRUCTION_RE.search(text))
                 score = float(d) + KEYWORD_WEIGHT * max(kw, rendered) + bonus - 0.002 * i
-                scored.append(Scored(i, s, e, text, float(d), kw, bonus, instruction, score, rendered))
+                scored.append(Scored(i, s, e, text, float(d), kw, bonus, instruction, score, rendered, c, asked))
         evidence = Evidence(scored)
         evidence.features = self._features(question, q_tokens, top, evidence, detect_language)
         return evidence
@@ -267,6 +271,8 @@ _BULLETS = "•・-*●○■□◆◇"
 # A line that starts a list item: a bullet, "1." / "2)" (not "3.5%"), "(1)", "①".
 _ITEM = re.compile(r"[•・\-*●○■□◆◇]|[0-9０-９]{1,2}[.)．）](?![0-9０-９])|[（(][0-9０-９]{1,2}[)）]|[①-⑳]")
 MAX_LABEL_CHARS = 30
+MAX_FRAGMENT_CHARS = 80
+_SENTENCE_ENDS = ("。", ".", "！", "？", "!", "?")
 
 
 def item_context(text: str, start: int, section: str = "", headers: set[str] | None = None) -> str:
@@ -279,17 +285,23 @@ def item_context(text: str, start: int, section: str = "", headers: set[str] | N
     if _CELL_SEP in line:
         above = [h for h in (headers or ()) if 0 <= text.find(h) < line_start]
         return max(above, key=text.find) if above else ""
+    section = section.strip()
     if not _ITEM.match(line.lstrip()):
+        # A line that is no sentence ("輸出規制の早期撤廃を要求"): a list item whose mark the loader
+        # dropped (Markdown, Word) or a field; the section it stands under names what it is about.
+        stripped = line.strip()
+        if stripped and len(stripped) <= MAX_FRAGMENT_CHARS and not stripped.endswith(_SENTENCE_ENDS) \
+                and 0 < len(section) <= MAX_LABEL_CHARS and section != stripped:
+            return section
         return ""
     for prev in reversed(text[:line_start].split("\n")):
         prev = prev.strip()
         if not prev or _ITEM.match(prev):
             continue
         # A label names what follows; a line of running text (long, or ending a sentence) is not one.
-        if len(prev) <= MAX_LABEL_CHARS and not prev.endswith(("。", ".", "！", "？", "!", "?")):
+        if len(prev) <= MAX_LABEL_CHARS and not prev.endswith(_SENTENCE_ENDS):
             return prev
         return ""
-    section = section.strip()
     return section if 0 < len(section) <= MAX_LABEL_CHARS else ""
 
 
@@ -312,6 +324,10 @@ def select(evidence: Evidence) -> list[Scored]:
     for s in ranked[1:]:
         if len(chosen) >= MAX_QUOTES or s.score < best.score - EXTRA_MARGIN:
             break
+        # A question about one labelled list ("韓国は何を要求しているか") takes no item of another list
+        # it does not name: quoted without its label, that item would read as the same party's.
+        if best.label_asked and s.label and s.label != best.label and not s.label_asked:
+            continue
         # Overlapping chunks repeat sentences: quote each text once.
         if any(s.text == c.text or (s.passage == c.passage and s.start < c.end and c.start < s.end)
                for c in chosen):
