@@ -140,6 +140,13 @@ def test_followups_carry_the_previous_question_terms() -> None:
     standalone = carry_terms("それはいつ表明されたか", history)
     assert standalone.startswith("それはいつ表明されたか") and "制裁" in standalone
     assert carry_terms("ロシア外務省報道官はウクライナへのNATO軍派遣について何と述べたか", history).endswith("述べたか")
+    # Questions that continue the previous one without pointing back at it.
+    for q in ("And what about support from the air for the Ukrainian army?", "What is more likely to happen instead?",
+              "What about the European Union's position on the sanctions?", "では、欧州連合は制裁についてどう考えているのか",
+              "ほかに欧州連合が制裁について示した立場はあるか"):
+        assert needs_context(q), q
+    assert not needs_context("Andrew Smith was appointed to lead the sanctions office in which year?")
+    assert not needs_context("The talks were held where, according to the Japanese foreign ministry?")
 
 
 def test_followup_through_the_chain(pipeline: AnswerPipeline) -> None:

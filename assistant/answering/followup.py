@@ -10,6 +10,13 @@ _REFERS_BACK = re.compile(
     r"|\b(?:this|that|these|those|they|them|their|it|its|he|him|his|she|her|there|the same)\b",
     re.IGNORECASE,
 )
+# Openings and words that continue the previous question rather than start a new one ("And what
+# about…", "What happens instead?", "では、…", "ほかに…").
+_CONTINUES = re.compile(
+    r"^\s*(?:and|so|then|also|what about|how about)\b|\b(?:instead|else|otherwise)\b"
+    r"|^\s*(?:では|じゃあ|それで|で、|ほかに|他に|ちなみに|あと、|さらに)",
+    re.IGNORECASE,
+)
 SHORT_JA_CHARS = 14
 SHORT_EN_WORDS = 5
 MAX_TERMS = 6
@@ -23,8 +30,8 @@ def previous_question(history: Sequence[Mapping[str, str]]) -> str | None:
 
 
 def needs_context(question: str) -> bool:
-    """A question that is short or refers back cannot be retrieved on its own."""
-    if _REFERS_BACK.search(question):
+    """A question that is short, refers back or continues the previous one cannot be retrieved on its own."""
+    if _REFERS_BACK.search(question) or _CONTINUES.search(question):
         return True
     if re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", question):
         return len(re.sub(r"\s", "", question)) <= SHORT_JA_CHARS
