@@ -269,7 +269,7 @@ def table_headers(text: str) -> set[str]:
 
 _BULLETS = "•・-*●○■□◆◇"
 # A line that starts a list item: a bullet, "1." / "2)" (not "3.5%"), "(1)", "①".
-_ITEM = re.compile(r"[•・\-*●○■□◆◇]|[0-9０-９]{1,2}[.)．）](?![0-9０-９])|[（(][0-9０-９]{1,2}[)）]|[①-⑳]")
+_ITEM = re.compile(f"[{re.escape(_BULLETS)}]" r"|[0-9０-９]{1,2}[.)．）](?![0-9０-９])|[（(][0-9０-９]{1,2}[)）]|[①-⑳]")
 MAX_LABEL_CHARS = 30
 MAX_FRAGMENT_CHARS = 80
 _SENTENCE_ENDS = ("。", ".", "！", "？", "!", "?")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import sqlite3
 from array import array
 from collections import Counter
@@ -19,6 +18,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from assistant.keyword.tokenize import (
+    _ASCII_TOKEN,
+    _CJK_RUN,
     BIGRAM_PREFIX,
     DEFAULT_ANALYSIS,
     TOKENIZER_VERSION,
@@ -26,10 +27,6 @@ from assistant.keyword.tokenize import (
     tokenize,
     tokenize_query,
 )
-
-# Kana or kanji: the question is (at least partly) Japanese.
-_CJK = re.compile(r"[\u3041-\u3096\u30a1-\u30fa\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_LATIN_TERM = re.compile(r"[a-z0-9]")
 
 
 class KeywordIndexError(RuntimeError):
@@ -288,8 +285,8 @@ class KeywordIndex:
         frequencies = self.store.document_frequencies(set(terms) | extra)
         n = self.store.count()
         weights = query_weights(terms, frequencies, n, self.params)
-        if self.params.latin_in_cjk != 1.0 and _CJK.search(query):
-            weights = {t: w * self.params.latin_in_cjk if _LATIN_TERM.match(t) else w for t, w in weights.items()}
+        if self.params.latin_in_cjk != 1.0 and _CJK_RUN.search(query):  # a Japanese question
+            weights = {t: w * self.params.latin_in_cjk if _ASCII_TOKEN.match(t) else w for t, w in weights.items()}
         for group in groups:
             present = [toks for toks in group if any(frequencies.get(t, 0) for t in toks)]
             for toks in present:
