@@ -247,6 +247,11 @@ def test_a_markdown_list_without_marks_is_read_with_its_section(embedder: object
         assert_valid(a)
         assert wanted in a.citations[0].quote, a.answer
         assert all(other not in c.quote for c in a.citations), a.answer  # not the other party's item
+    both = pipe.ask("日本と韓国は輸出規制について何を要求していますか。")
+    assert not both.refused, both.answer
+    assert_valid(both)
+    quoted = " ".join(c.quote for c in both.citations)
+    assert "早期撤廃" in quoted and "段階的な見直し" in quoted, both.answer  # each named party's item
 
 
 def test_a_table_header_row_is_never_quoted(embedder: object, tmp_path: Path) -> None:

@@ -321,6 +321,21 @@ def select(evidence: Evidence) -> list[Scored]:
         return []
     best = ranked[0]
     chosen = [best]
+
+    def repeats(s: Scored) -> bool:  # overlapping chunks repeat sentences: quote each text once
+        return any(s.text == c.text or (s.passage == c.passage and s.start < c.end and c.start < s.end)
+                   for c in chosen)
+
+    # A question that names two or more labelled lists ("米国とウクライナの立場はどう違うか") is answered
+    # by each one's best item, whatever the margin: one side alone answers half of it.
+    asked = list(dict.fromkeys(s.label for s in ranked if s.label_asked))
+    if len(asked) >= 2:
+        for label in asked:
+            if len(chosen) >= MAX_QUOTES or any(c.label == label for c in chosen):
+                continue
+            top = next((s for s in ranked if s.label == label and not repeats(s)), None)
+            if top is not None:
+                chosen.append(top)
     for s in ranked[1:]:
         if len(chosen) >= MAX_QUOTES or s.score < best.score - EXTRA_MARGIN:
             break
@@ -328,9 +343,7 @@ def select(evidence: Evidence) -> list[Scored]:
         # it does not name: quoted without its label, that item would read as the same party's.
         if best.label_asked and s.label and s.label != best.label and not s.label_asked:
             continue
-        # Overlapping chunks repeat sentences: quote each text once.
-        if any(s.text == c.text or (s.passage == c.passage and s.start < c.end and c.start < s.end)
-               for c in chosen):
+        if repeats(s):
             continue
         chosen.append(s)
     return sorted(chosen, key=lambda s: (s.passage, s.start))
