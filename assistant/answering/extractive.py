@@ -190,15 +190,18 @@ class SentenceScorer:
             q_vec = self.query_vector(question)
             # A list item or table row is read with its label or header row ("米国: • 限定的"), quoted without.
             read = [f"{c}: {t}" if c else t for (*_, t), c in zip(spans, contexts, strict=True)]
+            # Whether the question names each label, once a label (many items share one).
+            named = {c: bool(q_tokens & self.tokens(c)) or rendered_overlap(renderings, c, glosses) > 0
+                     for c in set(contexts) if c}
             dense = self.sentence_vectors(read) @ q_vec
             for (i, s, e, text), full, c, d in zip(spans, read, contexts, dense, strict=True):
                 kw = len(q_tokens & self.tokens(full)) / len(q_tokens) if q_tokens else 0.0
                 rendered = rendered_overlap(renderings, full, glosses)
-                asked = bool(c) and bool(q_tokens & self.tokens(c) or rendered_overlap(renderings, c, glosses) > 0)
                 bonus = ENTITY_BONUS if any(answertype.supplies(t, text, question) for t in wanted) else 0.0
                 instruction = bool(INSTRUCTION_RE.search(text))
                 score = float(d) + KEYWORD_WEIGHT * max(kw, rendered) + bonus - 0.002 * i
-                scored.append(Scored(i, s, e, text, float(d), kw, bonus, instruction, score, rendered, c, asked))
+                scored.append(Scored(i, s, e, text, float(d), kw, bonus, instruction, score, rendered, c,
+                                     named.get(c, False)))
         evidence = Evidence(scored)
         evidence.features = self._features(question, q_tokens, top, evidence, detect_language)
         return evidence
