@@ -273,3 +273,28 @@ def test_a_table_header_row_is_never_quoted(embedder: object, tmp_path: Path) ->
         assert all("項目 | 現状" not in c.quote for c in a.closest)
         if a.citations:
             assert_valid(a)
+
+
+def test_a_field_heading_is_quoted_when_its_label_is_asked(embedder: object) -> None:
+    """"研究分野：…" stands alone on its line, so it is read as the section heading of the profile below
+    it; it still states a value, and a question that names the field is answered from it."""
+    from assistant.answering.extractive import field_label, is_field
+
+    assert is_field("研究分野：マクロ経済全般、CIS地域事情") and field_label("研究分野：マクロ経済全般") == "研究分野"
+    assert is_field("Venue: Tokyo Big Sight") and field_label("Venue: Tokyo Big Sight") == "Venue"
+    assert not any(is_field(t) for t in ("主張", "はじめに", "Chapter 2", "10:30", "Note: x"))
+    section = "研究分野：マクロ経済全般、CIS（特にロシア）地域事情、総合商社論（歴史）"
+    text = f"{section}\n\n2001年から経済研究所に所属。先進国から新興国まで地域横断的にマクロ経済を担当。"
+    passage = Passage(rank=1, score=1.0, chunk_id="f-0", doc_id="profile.txt", title="執筆者紹介", section=section,
+                      page=None, source="profile.txt", text=text, language="ja")
+    pipe = make_pipeline(Settings(), embedder, make_retrieve(embedder, [passage]))
+    for question in ("研究分野は何ですか。", "What are the research fields?"):
+        scored = pipe.scorer.score(question, [passage]).ranked()
+        assert scored[0].text == section, [s.text for s in scored]
+        a = pipe.ask(question)
+        assert not a.refused, a.answer
+        assert_valid(a)
+        assert a.citations[0].quote == section, a.answer
+    # A question that does not name the field is not answered from the heading.
+    scored = pipe.scorer.score("2001年からどこに所属していますか。", [passage]).ranked()
+    assert all(s.text != section for s in scored)

@@ -163,27 +163,35 @@ class SentenceScorer:
         out.extend(() for _ in range(max(0, len(q_tokens) - words)))
         return out
 
+    def names_label(self, label: str, q_tokens: set[str], renderings: list[tuple[str, ...]], glosses: bool) -> bool:
+        """Whether the question names a label (a list's, a table's, a field's) in its words or glosses."""
+        return bool(q_tokens & self.tokens(label)) or rendered_overlap(renderings, label, glosses) > 0
+
     def score(self, question: str, passages: Sequence[Passage]) -> Evidence:
         """Scores every sentence of the top passages and computes the refusal features."""
         from assistant.text.chunking import split_sentences
         from assistant.text.lang import detect_language
 
         top = list(passages[:MAX_PASSAGES])
+        q_tokens = self.tokens(question_core(question))
+        lang = detect_language(question)
+        renderings = self.renderings(question, q_tokens, lang)
+        glosses = bool(renderings) and lang == "ja"
         spans: list[tuple[int, int, int, str]] = []
         contexts: list[str] = []
         for i, p in enumerate(top):
             # A heading (or a table's header row) names a topic and asserts nothing: never quoted.
             headers = table_headers(p.text)
-            headings = {h.strip() for h in (p.section, p.title) if h and h.strip()} | headers
+            # A heading that is a field ("研究分野：マクロ経済全般…") states a value: it is quoted like a
+            # sentence when the question names its label ("研究分野は何ですか").
+            headings = {h.strip() for h in (p.section, p.title) if h and h.strip()
+                        and not (is_field(h) and self.names_label(field_label(h), q_tokens, renderings, glosses))}
+            headings |= headers
             for s, e in split_sentences(p.text):
                 s, e = _trim(p.text, s, e)
                 if e - s >= MIN_SENTENCE_CHARS and p.text[s:e].strip() not in headings:
                     spans.append((i, s, e, p.text[s:e]))
                     contexts.append(item_context(p.text, s, p.section, headers))
-        q_tokens = self.tokens(question_core(question))
-        lang = detect_language(question)
-        renderings = self.renderings(question, q_tokens, lang)
-        glosses = bool(renderings) and lang == "ja"
         wanted = answertype.asked_types(question)
         scored: list[Scored] = []
         if spans:
@@ -191,8 +199,7 @@ class SentenceScorer:
             # A list item or table row is read with its label or header row ("米国: • 限定的"), quoted without.
             read = [f"{c}: {t}" if c else t for (*_, t), c in zip(spans, contexts, strict=True)]
             # Whether the question names each label, once a label (many items share one).
-            named = {c: bool(q_tokens & self.tokens(c)) or rendered_overlap(renderings, c, glosses) > 0
-                     for c in set(contexts) if c}
+            named = {c: self.names_label(c, q_tokens, renderings, glosses) for c in set(contexts) if c}
             dense = self.sentence_vectors(read) @ q_vec
             for (i, s, e, text), full, c, d in zip(spans, read, contexts, dense, strict=True):
                 kw = len(q_tokens & self.tokens(full)) / len(q_tokens) if q_tokens else 0.0
@@ -276,6 +283,23 @@ _ITEM = re.compile(f"[{re.escape(_BULLETS)}]" r"|[0-9０-９]{1,2}[.)．）](?![
 MAX_LABEL_CHARS = 30
 MAX_FRAGMENT_CHARS = 80
 _SENTENCE_ENDS = ("。", ".", "！", "？", "!", "?")
+
+
+# "label：value" on one line: a short label (no sentence inside it), a colon, then the value.
+_FIELD = re.compile(r"\s*([^\s：:。．.!?！？]{1,12}|[A-Za-z][A-Za-z ]{0,23}[A-Za-z])\s*[：:]\s*(\S.*)")
+
+
+def field_label(line: str) -> str:
+    """The label of a field line ("研究分野" of "研究分野：マクロ経済全般"); "" if it is none."""
+    m = _FIELD.fullmatch(line.strip())
+    return m.group(1).strip() if m else ""
+
+
+def is_field(line: str) -> bool:
+    """Whether a line is a field ("研究分野：マクロ経済全般", "Venue: Tokyo"), not a title ("主張",
+    "Chapter 2"): it then holds a value and can answer a question. A clock time ("10:30") is no field."""
+    m = _FIELD.fullmatch(line.strip())
+    return bool(m) and not m.group(1)[-1].isdigit() and len(m.group(2).strip()) >= 2
 
 
 def item_context(text: str, start: int, section: str = "", headers: set[str] | None = None) -> str:
