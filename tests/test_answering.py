@@ -247,6 +247,13 @@ def test_a_markdown_list_without_marks_is_read_with_its_section(embedder: object
         assert_valid(a)
         assert wanted in a.citations[0].quote, a.answer
         assert all(other not in c.quote for c in a.citations), a.answer  # not the other party's item
+        # The quote leaves its label out; the answer names it, as the document gives it.
+        party = question[:2]
+        assert f"「{party}」の項には「" in a.answer, a.answer
+    english = pipe.ask("What does South Korea demand on export controls?")
+    assert not english.refused, english.answer
+    assert_valid(english)
+    assert "under 「韓国」: 「輸出規制の段階的な見直し" in english.answer, english.answer
     both = pipe.ask("日本と韓国は輸出規制について何を要求していますか。")
     assert not both.refused, both.answer
     assert_valid(both)

@@ -403,15 +403,20 @@ def compose(question: str, language: str, chosen: Sequence[Scored],
             source=p.source, text=p.text, quote=p.text[s.start:s.end], start=s.start, end=s.end, date=p.date,
         ))
         quoted = _mark(_inline(s.text))
+        # A list item is quoted without its label ("• 限定的" under "米国"): the answer names the label the
+        # document gives it, or the item would read as said of whatever came before.
+        label = s.label if s.label and _CELL_SEP not in s.label and s.label not in s.text else ""
         if language == "ja":
             lead = (f"{date}時点の文書によると、" if date else "文書によると、") if n == 1 else "また、"
-            parts.append(f"{lead}{quoted}[{n}]。")
+            under = f"{_mark(label)}の項には" if label else ""
+            parts.append(f"{lead}{under}{quoted}[{n}]。")
         else:
             if n == 1:
-                lead = f"According to the documents as of {date}:" if date else "The documents say:"
+                lead = f"According to the documents as of {date}" if date else "The documents say"
             else:
-                lead = "They also say:"
-            parts.append(f"{lead} {quoted} [{n}].")
+                lead = "They also say"
+            under = f", under {_mark(label)}" if label else ""
+            parts.append(f"{lead}{under}: {quoted} [{n}].")
     return ("" if language == "ja" else " ").join(parts), citations
 
 
