@@ -143,7 +143,8 @@ def test_followups_carry_the_previous_question_terms() -> None:
     # Questions that continue the previous one without pointing back at it.
     for q in ("And what about support from the air for the Ukrainian army?", "What is more likely to happen instead?",
               "What about the European Union's position on the sanctions?", "では、欧州連合は制裁についてどう考えているのか",
-              "ほかに欧州連合が制裁について示した立場はあるか"):
+              "ほかに欧州連合が制裁について示した立場はあるか", "欧州連合の部隊を送ることについてはどう言ったのか",
+              "As for the European Union's troops, what did he say?"):
         assert needs_context(q), q
     assert not needs_context("Andrew Smith was appointed to lead the sanctions office in which year?")
     assert not needs_context("The talks were held where, according to the Japanese foreign ministry?")

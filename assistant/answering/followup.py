@@ -11,10 +11,11 @@ _REFERS_BACK = re.compile(
     re.IGNORECASE,
 )
 # Openings and words that continue the previous question rather than start a new one ("And what
-# about…", "What happens instead?", "では、…", "ほかに…").
+# about…", "What happens instead?", "では、…", "ほかに…", and the contrastive topic "Xについては…",
+# "as for X", which keeps the previous question's speaker and time and changes only its topic).
 _CONTINUES = re.compile(
-    r"^\s*(?:and|so|then|also|what about|how about)\b|\b(?:instead|else|otherwise)\b"
-    r"|^\s*(?:では|じゃあ|それで|で、|ほかに|他に|ちなみに|あと、|さらに)",
+    r"^\s*(?:and|so|then|also|what about|how about|as for)\b|\b(?:instead|else|otherwise)\b"
+    r"|^\s*(?:では|じゃあ|それで|で、|ほかに|他に|ちなみに|あと、|さらに)|(?:について|に関して)は",
     re.IGNORECASE,
 )
 SHORT_JA_CHARS = 14
