@@ -306,3 +306,20 @@ def test_a_field_heading_is_quoted_when_its_label_is_asked(embedder: object) -> 
     # A question that does not name the field is not answered from the heading.
     scored = pipe.scorer.score("2001年からどこに所属していますか。", [passage]).ranked()
     assert all(s.text != section for s in scored)
+
+
+def test_a_question_for_several_points_takes_more_quotes() -> None:
+    """A quote a little below the best one is noise for a one-fact question, and a part of the answer
+    when the question asks for several points ("根拠をまとめて", "…, and why?")."""
+    from assistant.answering.extractive import ASKS_MANY, EXTRA_MARGIN, MANY_MARGIN, Evidence, Scored, select
+
+    for q in ("ロシアが時間を稼いでいると言える根拠をまとめてください。", "交渉の行方をどう見ていて、その理由は何ですか。",
+              "What does the briefing expect, and why?", "List the reasons for the delay.", "What are the main points?"):
+        assert ASKS_MANY.search(q), q
+    for q in ("会談はどこで行われましたか。", "What does the table list as Ukraine's demand?", "Why was it delayed?"):
+        assert not ASKS_MANY.search(q), q
+    gap = (EXTRA_MARGIN + MANY_MARGIN) / 2
+    sentences = [Scored(0, k * 20, k * 20 + 10, f"sentence {k}", 0.9, 0.0, 0.0, False, 0.95 - k * gap)
+                 for k in range(3)]
+    assert [s.text for s in select(Evidence(sentences))] == ["sentence 0"]
+    assert [s.text for s in select(Evidence(sentences, many=True))] == ["sentence 0", "sentence 1"]

@@ -30,6 +30,15 @@ KEYWORD_WEIGHT = 0.15
 ENTITY_BONUS = 0.03
 # A second or third quote must score almost as well as the best one, or it only adds noise.
 EXTRA_MARGIN = 0.012
+# ... unless the question asks for several points ("根拠をまとめて", "what are the reasons", "…, and
+# why?"): then a quote nearly as close to it as the best one answers a part of it.
+MANY_MARGIN = 0.04
+ASKS_MANY = re.compile(
+    r"まとめ|要約|要点|列挙|挙げ|主な|いくつか|すべて|全て|それぞれ|根拠|どのような点|どんな点|[てで]、(?:その|それぞれの)?(?:理由|根拠|背景|影響)"
+    r"|\b(?:summari[sz]e|summary|list (?:the|all|every)|a list of|main points|key points|reasons|grounds|each of)\b|\bwhat are the\b"
+    r"|,? and (?:why|what|how)\b",
+    re.IGNORECASE,
+)
 
 # Text inside a document that speaks to the answerer is data, never an answer.
 INSTRUCTION_RE = re.compile(
@@ -83,6 +92,7 @@ class Evidence:
 
     sentences: list[Scored] = field(default_factory=list)
     features: dict[str, float] = field(default_factory=dict)
+    many: bool = False  # the question asks for several points (`ASKS_MANY`)
 
     def ranked(self) -> list[Scored]:
         return sorted((s for s in self.sentences if not s.instruction), key=lambda s: -s.score)
@@ -209,7 +219,7 @@ class SentenceScorer:
                 score = float(d) + KEYWORD_WEIGHT * max(kw, rendered) + bonus - 0.002 * i
                 scored.append(Scored(i, s, e, text, float(d), kw, bonus, instruction, score, rendered, c,
                                      named.get(c, False)))
-        evidence = Evidence(scored)
+        evidence = Evidence(scored, many=bool(ASKS_MANY.search(question)))
         evidence.features = self._features(question, q_tokens, top, evidence, detect_language)
         return evidence
 
@@ -364,7 +374,7 @@ def select(evidence: Evidence) -> list[Scored]:
             if top is not None:
                 chosen.append(top)
     for s in ranked[1:]:
-        if len(chosen) >= MAX_QUOTES or s.score < best.score - EXTRA_MARGIN:
+        if len(chosen) >= MAX_QUOTES or s.score < best.score - (MANY_MARGIN if evidence.many else EXTRA_MARGIN):
             break
         # A question about one labelled list ("韓国は何を要求しているか") takes no item of another list
         # it does not name: quoted without its label, that item would read as the same party's.
