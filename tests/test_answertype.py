@@ -44,6 +44,20 @@ def test_counted_units_must_match_and_equivalents_count() -> None:
     assert supplies("number", "300年近く改良されていない。", "どれくらいの期間、改良されていないか？")
 
 
+def test_an_english_question_counts_what_it_names() -> None:
+    """"How many troops" over a Japanese text is answered by a count of people (3万人), not by any figure
+    ("参加国の1つ"); over an English text, words count ("5,000 Ukrainian troops"), so any figure does."""
+    q = "How many NATO troops would be sent to Ukraine under the European plan?"
+    assert asked_counter(q) == "人" and asked_counter("How many times did they meet?") == "回"
+    assert asked_counter("How many countries joined the pact?") == "か国" and asked_counter("How many were killed?") is None
+    assert not supplies("number", "プーチン大統領は参加国の1つとして中国を挙げた", q)
+    assert supplies("number", "欧州はNATO軍3万人の派遣を検討している", q)
+    assert supplies("number", "Europe would send 5,000 Ukrainian troops.", q)
+    assert absent(q, ["プーチン大統領は参加国の1つとして中国を挙げた"]) == "number"
+    # A Japanese question over an English text: the count is written in words there too.
+    assert supplies("number", "About 5,000 students are enrolled in the College.", "学生は何人在籍していますか")
+
+
 def test_a_date_is_not_a_count_and_a_count_is_not_a_share() -> None:
     q = "How many NATO troops would be sent to Ukraine?"
     assert absent(q, ["19日にトランプ氏は欧州が第一の防衛線になるべきとした。"]) == "number"

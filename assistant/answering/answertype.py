@@ -96,9 +96,23 @@ _SAME = {"人": "(?:人|名)", "名": "(?:人|名)", "度": "(?:度|℃|°c)", "
          "か月": "(?:か月|カ月|ヶ月|ケ月)", "カ月": "(?:か月|カ月|ヶ月|ケ月)", "ヶ月": "(?:か月|カ月|ヶ月|ケ月)"}
 
 
+# What an English question counts ("how many troops"), as the Japanese counter a Japanese text counts
+# it with ("3万人"): people, times, countries, companies.
+_EN_COUNTED = {
+    "人": r"people|persons|troops|soldiers|members|employees|workers|staff|students|residents|citizens|refugees"
+          r"|victims|casualties|deaths|children|women|men|players|participants|visitors|tourists|officials|civilians",
+    "回": r"times|rounds|occasions",
+    "か国": r"countries|nations",
+    "社": r"companies|firms",
+}
+_ASKED_EN = re.compile(r"how many (?:[a-z-]+ ){0,2}?(" + "|".join(_EN_COUNTED.values()) + r")\b")
+_CJK = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+
+
 @lru_cache(maxsize=1024)  # asked again for every sentence scored against the question
 def asked_counter(question: str) -> str | None:
-    """The unit a Japanese question counts in, if it names one (何人 -> 人); None for amounts and dates."""
+    """The unit a Japanese question counts in, if it names one (何人 -> 人); None for amounts and dates.
+    An English question's counted noun gives the counter too ("how many troops" -> 人)."""
     q = fold(question)
     m = _ASKED_COUNTER.search(q)
     if m:
@@ -106,6 +120,9 @@ def asked_counter(question: str) -> str | None:
     for noun, counter in _COUNTER_NOUN.items():
         if noun in q:
             return counter
+    m = _ASKED_EN.search(q)
+    if m:
+        return next(c for c, nouns in _EN_COUNTED.items() if re.fullmatch(nouns, m.group(1)))
     return None
 
 
@@ -127,6 +144,8 @@ def supplies(kind: str, sentence: str, question: str) -> bool:
     s, q = fold(sentence), fold(question)
     if kind == "number":
         counter = asked_counter(question)
+        if counter is not None and not _CJK.search(s):
+            counter = None  # an English text counts in words ("5,000 Ukrainian troops"): any figure
         if counter == "人" and any(m.group(0) not in q for m in _PEOPLE.finditer(s)):
             return True  # 何人 is also "which people" (なにじん): "ゲルマン人が侵入した" answers it
         if counter is not None:
