@@ -323,3 +323,24 @@ def test_a_question_for_several_points_takes_more_quotes() -> None:
                  for k in range(3)]
     assert [s.text for s in select(Evidence(sentences))] == ["sentence 0"]
     assert [s.text for s in select(Evidence(sentences, many=True))] == ["sentence 0", "sentence 1"]
+
+
+def test_a_question_about_a_table_is_answered_from_the_table(embedder: object) -> None:
+    """Running text on the same topic may score higher than the list item; "表によると…" asks for the item."""
+    text = ("韓国は輸出規制について、技術協力の枠組みを維持しつつ段階的に見直すことを強く求めるとみられる。\n"
+            "各国の主張\n日本\n• 輸出規制の早期撤廃を要求\n韓国\n• 輸出規制の段階的な見直しを要求")
+    passage = Passage(rank=1, score=1.0, chunk_id="t-0", doc_id="claims.txt", title="通商協議", section="各国の主張",
+                      page=None, source="claims.txt", text=text, language="ja")
+    pipe = make_pipeline(Settings(), embedder, make_retrieve(embedder, [passage]))
+    item = "輸出規制の段階的な見直しを要求"
+    a = pipe.ask("表によると、韓国は輸出規制について何を求めていますか。")
+    assert not a.refused, a.answer
+    assert_valid(a)
+    assert [c.quote for c in a.citations] == [item], a.answer
+    from assistant.answering.extractive import ASKS_TABLE
+
+    assert ASKS_TABLE.search("According to the positions table, how involved will the US be?")
+    assert not any(ASKS_TABLE.search(q) for q in ("政府の発表によると何が決まったか", "代表は誰か", "What did they announce?"))
+    # Without the table named, the running text may answer.
+    plain = pipe.scorer.score("韓国は輸出規制について何を求めていますか。", [passage])
+    assert not plain.table and plain.ranked()[0].text != item

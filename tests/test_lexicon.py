@@ -42,6 +42,12 @@ def test_words_and_phrases_get_their_common_renderings(lexicon: Lexicon) -> None
     assert any("制裁" in ja for ja in rendered(lexicon, "the sanctions")["sanctions"])
 
 
+def test_an_acronym_is_no_function_word(lexicon: Lexicon) -> None:
+    """"US" is the country, "us" the pronoun and a function word."""
+    assert "米国" in rendered(lexicon, "How involved will the US be in Ukraine's security?")["us"]
+    assert "us" not in rendered(lexicon, "Tell us about Ukraine's security.")
+
+
 def test_a_second_build_is_skipped(models_dir: Path) -> None:
     path = models_dir / LEXICON_FILE
     before = path.stat().st_mtime_ns

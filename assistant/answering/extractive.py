@@ -33,6 +33,13 @@ EXTRA_MARGIN = 0.012
 # ... unless the question asks for several points ("根拠をまとめて", "what are the reasons", "…, and
 # why?"): then a quote nearly as close to it as the best one answers a part of it.
 MANY_MARGIN = 0.04
+# "表によると…", "主張の表で…", "according to the table": the question asks what a table or a list says
+# (not 発表, 代表, 表明: 表 stands alone there).
+ASKS_TABLE = re.compile(
+    r"(?:^|[のとはでにを、「])(?:表|一覧|一覧表|リスト|図表)(?=[にでのかをはか、」]|によると)"
+    r"|\b(?:the|this|that|a)(?: [\w-]+)? (?:table|list|chart)\b",
+    re.IGNORECASE,
+)
 ASKS_MANY = re.compile(
     r"まとめ|要約|要点|列挙|挙げ|主な|いくつか|すべて|全て|それぞれ|根拠|どのような点|どんな点|[てで]、(?:その|それぞれの)?(?:理由|根拠|背景|影響)"
     r"|\b(?:summari[sz]e|summary|list (?:the|all|every)|a list of|main points|key points|reasons|grounds|each of)\b|\bwhat are the\b"
@@ -93,6 +100,7 @@ class Evidence:
     sentences: list[Scored] = field(default_factory=list)
     features: dict[str, float] = field(default_factory=dict)
     many: bool = False  # the question asks for several points (`ASKS_MANY`)
+    table: bool = False  # the question asks what a table or a list says (`ASKS_TABLE`)
 
     def ranked(self) -> list[Scored]:
         return sorted((s for s in self.sentences if not s.instruction), key=lambda s: -s.score)
@@ -219,7 +227,7 @@ class SentenceScorer:
                 score = float(d) + KEYWORD_WEIGHT * max(kw, rendered) + bonus - 0.002 * i
                 scored.append(Scored(i, s, e, text, float(d), kw, bonus, instruction, score, rendered, c,
                                      named.get(c, False)))
-        evidence = Evidence(scored, many=bool(ASKS_MANY.search(question)))
+        evidence = Evidence(scored, many=bool(ASKS_MANY.search(question)), table=bool(ASKS_TABLE.search(question)))
         evidence.features = self._features(question, q_tokens, top, evidence, detect_language)
         return evidence
 
@@ -354,6 +362,10 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
 def select(evidence: Evidence) -> list[Scored]:
     """The best sentence and up to two near-equal others, in passage-rank then text order."""
     ranked = evidence.ranked()
+    # A question about a table or a list that names one of its labels ("表によると、ウクライナは何を
+    # 求めているか") is answered by that label's items, not by running text on the same topic.
+    if evidence.table and any(s.label_asked for s in ranked):
+        ranked = [s for s in ranked if s.label_asked]
     if not ranked:
         return []
     best = ranked[0]

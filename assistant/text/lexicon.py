@@ -335,13 +335,15 @@ class Lexicon:
         tokens = re.findall(r"[A-Za-z][A-Za-z0-9'\-]*", question.replace("’", "'"))
         words = [t.lower() for t in tokens]
         capital = [t[0].isupper() and (k > 0 or t[1:].isupper() and len(t) > 1) for k, t in enumerate(tokens)]
+        # An acronym is no function word: "US" is the country, "us" the pronoun; "IT", "WHO" likewise.
+        acronym = [len(t) > 1 and t.isupper() for t in tokens]
         out: list[Rendering] = []
         i = 0
         while i < len(words):
             found = None
             for n in range(min(MAX_PHRASE_WORDS, len(words) - i), 0, -1):
                 span = words[i:i + n]
-                if n == 1 and span[0] in STOP:
+                if n == 1 and span[0] in STOP and not acronym[i]:
                     break
                 if n > 1 and (span[0] in STOP or span[-1] in STOP and span[-1] not in _PARTICLES):
                     continue
