@@ -344,3 +344,17 @@ def test_a_question_about_a_table_is_answered_from_the_table(embedder: object) -
     # Without the table named, the running text may answer.
     plain = pipe.scorer.score("韓国は輸出規制について何を求めていますか。", [passage])
     assert not plain.table and plain.ranked()[0].text != item
+
+
+def test_items_of_a_list_the_question_does_not_name_are_not_quoted(embedder: object) -> None:
+    """Japan's item matches the question's topic best, but the question asks what South Korea wants."""
+    from assistant.answering.extractive import select
+
+    text = ("各国の主張\n日本\n• 半導体の技術協力の継続と拡大を要求\n• 輸出規制の早期撤廃\n"
+            "韓国\n• 輸出規制の段階的な見直しを要求")
+    passage = Passage(rank=1, score=1.0, chunk_id="l-0", doc_id="claims.txt", title="通商協議", section="各国の主張",
+                      page=None, source="claims.txt", text=text, language="ja")
+    pipe = make_pipeline(Settings(), embedder, make_retrieve(embedder, [passage]))
+    evidence = pipe.scorer.score("韓国は半導体の技術協力について何を求めていますか。", [passage])
+    assert evidence.ranked()[0].label == "日本"  # the other party's item scores best
+    assert [s.text for s in select(evidence)] == ["輸出規制の段階的な見直しを要求"]

@@ -362,10 +362,12 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
 def select(evidence: Evidence) -> list[Scored]:
     """The best sentence and up to two near-equal others, in passage-rank then text order."""
     ranked = evidence.ranked()
-    # A question about a table or a list that names one of its labels ("表によると、ウクライナは何を
-    # 求めているか") is answered by that label's items, not by running text on the same topic.
-    if evidence.table and any(s.label_asked for s in ranked):
-        ranked = [s for s in ranked if s.label_asked]
+    if any(s.label_asked for s in ranked):
+        # A question that names a list's label ("ロシアは何を要求しているか") is not answered by the
+        # items of lists it does not name: they state another party's view. About a table or a list
+        # ("表によると、ウクライナは何を求めているか"), only the named label's items answer it, not
+        # running text on the same topic.
+        ranked = [s for s in ranked if s.label_asked or (not s.label and not evidence.table)]
     if not ranked:
         return []
     best = ranked[0]
@@ -388,10 +390,6 @@ def select(evidence: Evidence) -> list[Scored]:
     for s in ranked[1:]:
         if len(chosen) >= MAX_QUOTES or s.score < best.score - (MANY_MARGIN if evidence.many else EXTRA_MARGIN):
             break
-        # A question about one labelled list ("韓国は何を要求しているか") takes no item of another list
-        # it does not name: quoted without its label, that item would read as the same party's.
-        if best.label_asked and s.label and s.label != best.label and not s.label_asked:
-            continue
         if repeats(s):
             continue
         chosen.append(s)
