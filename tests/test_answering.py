@@ -358,3 +358,28 @@ def test_items_of_a_list_the_question_does_not_name_are_not_quoted(embedder: obj
     evidence = pipe.scorer.score("韓国は半導体の技術協力について何を求めていますか。", [passage])
     assert evidence.ranked()[0].label == "日本"  # the other party's item scores best
     assert [s.text for s in select(evidence)] == ["輸出規制の段階的な見直しを要求"]
+
+
+def test_aspect_words_count_only_when_found() -> None:
+    """"米国の立場は？" asks for the US's position; a text states it without the word 立場."""
+    from assistant.answering.extractive import content_tokens, overlap
+
+    q = content_tokens("米国の立場は？")
+    assert q == {"米国", "立場"}
+    assert overlap(q, content_tokens("米国は関与に消極的な対応にとどまっている。")) == 1.0
+    assert overlap(q, content_tokens("米国の立場は明確だ。")) == 1.0
+    assert overlap(q, content_tokens("欧州は慎重な立場をとる。")) == 0.5  # found, it counts like any word
+    assert overlap(content_tokens("その背景は？"), content_tokens("米国は慎重だ。")) == 0.0
+    assert overlap(content_tokens("ロシアの今年のGDP成長率は何％ですか"), content_tokens("ロシアは攻勢を強めている。")) < 0.5
+
+
+def test_a_short_question_about_an_aspect_is_answered(embedder: object) -> None:
+    text = ("政府は輸出規制の見直しについて、当面は現行制度を維持する方針を示した。"
+            "業界団体は早期の緩和を求めている。")
+    passage = Passage(rank=1, score=1.0, chunk_id="a-0", doc_id="memo.txt", title="輸出規制", section="",
+                      page=None, source="memo.txt", text=text, language="ja")
+    pipe = make_pipeline(Settings(), embedder, make_retrieve(embedder, [passage]))
+    a = pipe.ask("業界団体の立場は？")
+    assert not a.refused, a.answer
+    assert_valid(a)
+    assert "早期の緩和を求めている" in a.citations[0].quote

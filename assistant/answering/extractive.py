@@ -122,6 +122,26 @@ def content_tokens(text: str) -> set[str]:
     return out
 
 
+# Words that name which aspect of a thing is asked about ("米国の立場", "交渉の見通し", "the reason"),
+# not what it is: a text states a position, an outlook or a reason in its own words. Found in a
+# sentence they count; missing, they do not count against it.
+ASPECT_WORDS = frozenset([
+    "立場", "見通し", "見込み", "展望", "要求", "主張", "理由", "背景", "目的", "狙い", "意図", "見解", "考え", "方針",
+    "姿勢", "評価", "見方", "特徴", "内容", "概要", "現状", "状況", "課題", "問題点", "結果", "効果", "影響", "役割",
+    "意味", "経緯", "要因", "原因", "根拠", "意義", "反応", "対応", "見立て",
+    "position", "stance", "view", "outlook", "prospect", "reason", "background", "purpose", "aim", "goal",
+    "intention", "opinion", "policy", "attitude", "assessment", "feature", "content", "summary", "situation",
+    "status", "issue", "problem", "result", "effect", "impact", "role", "meaning", "cause", "response", "reaction",
+])
+
+
+def overlap(q_tokens: set[str], tokens: set[str]) -> float:
+    """The share of the question's words found in `tokens`; aspect words count only when found."""
+    found = q_tokens & tokens
+    asked = len(q_tokens - ASPECT_WORDS) + len(found & ASPECT_WORDS)
+    return len(found) / asked if asked else 0.0
+
+
 class SentenceScorer:
     """Splits passages into sentences and scores them; sentence vectors are cached by text."""
 
@@ -220,7 +240,7 @@ class SentenceScorer:
             named = {c: self.names_label(c, q_tokens, renderings, glosses) for c in set(contexts) if c}
             dense = self.sentence_vectors(read) @ q_vec
             for (i, s, e, text), full, c, d in zip(spans, read, contexts, dense, strict=True):
-                kw = len(q_tokens & self.tokens(full)) / len(q_tokens) if q_tokens else 0.0
+                kw = overlap(q_tokens, self.tokens(full))
                 rendered = rendered_overlap(renderings, full, glosses)
                 bonus = ENTITY_BONUS if any(answertype.supplies(t, text, question) for t in wanted) else 0.0
                 instruction = bool(INSTRUCTION_RE.search(text))
@@ -247,7 +267,7 @@ class SentenceScorer:
             "s_kw": max((s.keyword for s in ranked), default=0.0),
             "s_gap": s_dense - mean_dense,
             "s_best": max((s.base_score for s in ranked), default=0.0),
-            "p_kw": len(q_tokens & p_tokens) / len(q_tokens) if q_tokens else 0.0,
+            "p_kw": overlap(q_tokens, p_tokens),
             "p_dense": float(top_dense),
             "xling": float(q_lang != p_lang),
             "q_terms": float(len(q_tokens)),
