@@ -76,11 +76,18 @@ class Assistant:
         if self._pipeline is None:
             from assistant.answering.chain import make_pipeline
 
-            self._pipeline = make_pipeline(self.settings, self.embedder, self._retrieve_for_pipeline)
+            self._pipeline = make_pipeline(self.settings, self.embedder, self._retrieve_for_pipeline,
+                                           document=self._document_passages)
         return self._pipeline
 
     def _retrieve_for_pipeline(self, question: str, top_k: int, filters: Filters | None) -> list[Passage]:
         return self.retriever.search(question, top_k, self.allowed_docs(filters), "hybrid")
+
+    def _document_passages(self, doc_id: str) -> list[Passage]:
+        from assistant.answering.overview import MAX_CHUNKS
+
+        return [Passage.from_chunk(c, rank=i, score=0.0)
+                for i, c in enumerate(self.index.doc_chunks(doc_id, MAX_CHUNKS), start=1)]
 
     def ask(self, question: str, history: History = (), top_k: int | None = None,
             filters: Filters | None = None) -> Answer:

@@ -230,12 +230,13 @@ class Index:
                 out[r[0]] = Chunk(*r)
         return out
 
-    def doc_chunks(self, doc_id: str) -> list[Chunk]:
+    def doc_chunks(self, doc_id: str, limit: int | None = None) -> list[Chunk]:
+        """A document's chunks in order; the first `limit` only, if given."""
         rows = self.conn.execute(
             "SELECT c.chunk_id, c.doc_id, c.text, c.start, c.end, d.title, c.section, c.page, d.source,"
             " d.date, d.language, c.ordinal FROM chunks c JOIN documents d USING (doc_id)"
-            " WHERE c.doc_id = ? ORDER BY c.ordinal",
-            (doc_id,),
+            " WHERE c.doc_id = ? ORDER BY c.ordinal LIMIT ?",
+            (doc_id, -1 if limit is None else limit),
         )
         return [Chunk(*r) for r in rows]
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
 from assistant import grounding
-from assistant.answering import answertype, extractive, followup, prompts
+from assistant.answering import answertype, extractive, followup, overview, prompts
 from assistant.answering.guards import AnswerGuard, GuardResult
 from assistant.answering.refusal import RefusalRule, closest, load_rule, refusal_text
 from assistant.errors import check_question
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Retrieve = Callable[[str, int, "Filters | None"], list[Passage]]
+# A document's passages in order, by document id (for questions about a whole document).
+DocumentPassages = Callable[[str], list[Passage]]
 
 
 @dataclass
@@ -53,9 +55,10 @@ class AnswerPipeline:
     """Answers one question (with its chat history) from the passages `retrieve` returns."""
 
     def __init__(self, settings: Settings, embedder: Any, retrieve: Retrieve, chat_model: Any = None,
-                 rule: RefusalRule | None = None) -> None:
+                 rule: RefusalRule | None = None, document: DocumentPassages | None = None) -> None:
         self.settings = settings
         self.retrieve = retrieve
+        self.document = document
         self.chat_model = chat_model
         self.answerer = settings.llm if chat_model is not None else "extractive"
         from assistant.text.lexicon import load_lexicon
@@ -64,6 +67,7 @@ class AnswerPipeline:
         self.rule = rule or load_rule()
         self.prepare: Runnable[dict[str, Any], dict[str, Any]] = (
             RunnablePassthrough.assign(standalone=RunnableLambda(self._condense))
+            | RunnablePassthrough.assign(overview=RunnableLambda(self._asks_overview))
             | RunnablePassthrough.assign(passages=RunnableLambda(self._retrieve))
             | RunnablePassthrough.assign(evidence=RunnableLambda(self._weigh))
         )
@@ -116,14 +120,27 @@ class AnswerPipeline:
                 state["timings"]["condense"] = _ms(t)
         return followup.carry_terms(question, history)
 
+    def _asks_overview(self, state: dict[str, Any]) -> bool:
+        return self.document is not None and overview.asks_overview(state["standalone"])
+
     def _retrieve(self, state: dict[str, Any]) -> list[Passage]:
         t = time.perf_counter()
         passages = self.retrieve(state["standalone"], state["top_k"], state["filters"])
+        if state["overview"] and passages and self.document is not None:
+            # A question about a whole document: the first passage tells which document; its own
+            # passages, in order, are what the answer is drawn from.
+            passages = self.document(passages[0].doc_id)[: overview.MAX_CHUNKS]
         state["timings"]["retrieve"] = _ms(t)
         return passages
 
     def _weigh(self, state: dict[str, Any]) -> dict[str, Any]:
         t = time.perf_counter()
+        if state["overview"]:
+            lead = overview.lead_evidence(self.scorer, state["passages"])
+            chosen = overview.select(lead)
+            state["timings"]["answer"] = _ms(t)
+            return {"evidence": lead.evidence, "chosen": chosen, "refuse": not chosen, "p_answerable": 1.0,
+                    "reason": "" if chosen else "no_evidence"}
         evidence = self.scorer.score(state["standalone"], state["passages"])
         chosen = extractive.select(evidence)
         if not chosen:
@@ -195,8 +212,10 @@ class AnswerPipeline:
 
     def _extractive(self, state: dict[str, Any]) -> Draft:
         t = time.perf_counter()
+        passages = state["passages"]
         text, citations = extractive.compose(
-            state["standalone"], state["language"], state["evidence"]["chosen"], state["passages"])
+            state["standalone"], state["language"], state["evidence"]["chosen"], passages,
+            source=passages[0].title if state["overview"] and passages else "")
         state["timings"]["answer"] = state["timings"].get("answer", 0.0) + _ms(t)
         t = time.perf_counter()
         checked = grounding.check_answer(text, {c.n: c.text for c in citations})
@@ -257,9 +276,11 @@ def _pieces(text: str) -> Iterator[str]:
         yield text[at:]
 
 
-def make_pipeline(settings: Settings, embedder: Any, retrieve: Retrieve, chat_model: Any = None) -> AnswerPipeline:
-    """The pipeline for `settings.llm`; `chat_model` overrides the configured one (tests pass fakes)."""
+def make_pipeline(settings: Settings, embedder: Any, retrieve: Retrieve, chat_model: Any = None,
+                  document: DocumentPassages | None = None) -> AnswerPipeline:
+    """The pipeline for `settings.llm`; `chat_model` overrides the configured one (tests pass fakes).
+    `document`: a document's passages in order, for questions about a whole document."""
     from assistant.answering.llm import make_chat_model
 
     model = chat_model if chat_model is not None else make_chat_model(settings)
-    return AnswerPipeline(settings, embedder, retrieve, chat_model=model)
+    return AnswerPipeline(settings, embedder, retrieve, chat_model=model, document=document)

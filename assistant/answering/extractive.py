@@ -337,7 +337,7 @@ def is_field(line: str) -> bool:
     """Whether a line is a field ("研究分野：マクロ経済全般", "Venue: Tokyo"), not a title ("主張",
     "Chapter 2"): it then holds a value and can answer a question. A clock time ("10:30") is no field."""
     m = _FIELD.fullmatch(line.strip())
-    return bool(m) and not m.group(1)[-1].isdigit() and len(m.group(2).strip()) >= 2
+    return m is not None and not m.group(1)[-1].isdigit() and len(m.group(2).strip()) >= 2
 
 
 def item_context(text: str, start: int, section: str = "", headers: set[str] | None = None) -> str:
@@ -429,8 +429,10 @@ def _inline(quote: str) -> str:
 
 
 def compose(question: str, language: str, chosen: Sequence[Scored],
-            passages: Sequence[Passage]) -> tuple[str, list[Citation]]:
-    """Writes the answer: framing that asserts nothing, then each quote verbatim with its `[n]`."""
+            passages: Sequence[Passage], source: str = "") -> tuple[str, list[Citation]]:
+    """Writes the answer: framing that asserts nothing, then each quote verbatim with its `[n]`.
+    `source`: the title of the one document the quotes are drawn from, when the question asks about it
+    as a whole; the framing names it."""
     citations: list[Citation] = []
     parts: list[str] = []
     date = ""
@@ -448,11 +450,15 @@ def compose(question: str, language: str, chosen: Sequence[Scored],
         label = s.label if s.label and _CELL_SEP not in s.label and s.label not in s.text else ""
         if language == "ja":
             lead = (f"{date}時点の文書によると、" if date else "文書によると、") if n == 1 else "また、"
+            if source and n == 1:
+                lead = f"{_mark(source)}の主な記述として、"
             under = f"{_mark(label)}の項には" if label else ""
             parts.append(f"{lead}{under}{quoted}[{n}]。")
         else:
             if n == 1:
                 lead = f"According to the documents as of {date}" if date else "The documents say"
+                if source:
+                    lead = f"Among the main statements of {_mark(source)}"
             else:
                 lead = "They also say"
             under = f", under {_mark(label)}" if label else ""
