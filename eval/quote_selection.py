@@ -8,7 +8,8 @@ Japanese passage alone, so that retrieval plays no part. A question counts when 
 own or its Japanese twin's in `xling_ja2ja`) occurs in the passage. Reports the share whose best
 sentence holds an answer ("top1") and whose chosen quotes do ("quoted"). The other way round
 (`ja2en`): the Japanese translations of the same SQuAD questions over their English paragraphs, with
-SQuAD's English answers. Writes eval/reports/quote_selection.json.
+SQuAD's English answers. And `jsquad`: JSQuAD's Japanese questions over their Japanese paragraph.
+Writes eval/reports/quote_selection.json.
 """
 
 from __future__ import annotations
@@ -72,6 +73,12 @@ def main() -> int:
         report[part] = {"without_lexicon": measure(SentenceScorer(embedder), rows, corpus, twins),
                         "with_lexicon": measure(SentenceScorer(embedder, lexicon=lexicon), rows, corpus, twins)}
         print(part, json.dumps(report[part]), flush=True)
+    # Japanese questions over their Japanese paragraph (JSQuAD): the plain case, without the lexicon.
+    jsquad = [q for q in queries if q["set"] == "jsquad"]
+    for part in parts:
+        rows = split_queries(jsquad, part, 13)
+        report[f"jsquad_{part}"] = {"without_lexicon": measure(SentenceScorer(embedder), rows, corpus, {})}
+        print(f"jsquad_{part}", json.dumps(report[f"jsquad_{part}"]), flush=True)
     mixed = load_ja2en(args.shared)
     if mixed:
         paragraphs, questions = mixed
