@@ -118,6 +118,9 @@ class Citation:
     start: int
     end: int
     date: str = ""
+    # For an English question, dictionary glosses of the Japanese quote's words ({"ja", "en"}): a
+    # reading aid from the word list, not from the document, shown apart from the answer text.
+    glosses: list[dict[str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

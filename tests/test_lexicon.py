@@ -146,3 +146,31 @@ def test_a_japanese_question_quotes_the_english_sentence_that_answers_it(tmp_pat
     answer = a.ask("図書館の計画の費用はいくらですか")  # every sentence holds a number
     assert answer.language == "ja" and answer.citations, answer.answer
     assert "4.2 million dollars" in answer.citations[0].quote
+
+
+def test_an_english_answer_carries_dictionary_glosses_of_its_japanese_quotes(tmp_path: Path) -> None:
+    """A reading aid beside the quote, apart from the answer text: the question's own word where it
+    glosses a quoted word, and no dictionary sense for a name (トランプ is not "playing cards")."""
+    from assistant.answering.extractive import glosses
+    from assistant.interfaces.web_assets import Turn, render_sources
+
+    a = make_assistant(make_settings(tmp_path))
+    a.ingest([CORPUS])
+    lexicon = a.pipeline.scorer.lexicon
+    quote = "しかし領土についてゼレンスキー氏は現在の前線を交渉の開始地点とみなすとし、従来の発言からは譲歩がみられる"
+    found = {g["ja"]: g["en"] for g in glosses(lexicon, quote, "What did Zelensky say about territory?")}
+    assert found["領土"] == "territory"  # the question's word, not the first sense ("dominion")
+    assert found["譲歩"] == "concession"
+    assert "ゼレンスキー" not in found  # a name the word list does not render from the question
+    order = [quote.index(w) for w in found]
+    assert order == sorted(order)
+    assert "トランプ" not in {g["ja"] for g in glosses(lexicon, "トランプ大統領は和平を優先した", "What did he prefer?")}
+    assert glosses(lexicon, "Trump postponed the sanctions.", "What did Trump postpone?") == []
+
+    english = a.ask("What did Zelensky say about territory?")
+    assert english.citations and all(c.glosses for c in english.citations)
+    assert english.answer.count("territory") == 0  # the glosses stay out of the answer text
+    page = render_sources([Turn(question=english.question, answer=english.to_json())])
+    assert "Dictionary glosses" in page and "territory" in page
+    japanese = a.ask("ゼレンスキー氏は領土について何と言っていますか")
+    assert japanese.citations and not any(c.glosses for c in japanese.citations)

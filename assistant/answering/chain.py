@@ -242,6 +242,11 @@ class AnswerPipeline:
 
     def _finish(self, state: dict[str, Any]) -> Answer:
         draft: Draft = state["draft"]
+        if state["language"] == "en":
+            t = time.perf_counter()
+            for c in [*draft.citations, *draft.closest]:
+                c.glosses = extractive.glosses(self.scorer.lexicon, c.quote, state["standalone"])
+            state["timings"]["glosses"] = _ms(t)
         timings = state["timings"]
         timings.setdefault("verify", 0.0)
         timings["total"] = _ms(state["t0"])

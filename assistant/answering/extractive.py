@@ -466,6 +466,49 @@ def compose(question: str, language: str, chosen: Sequence[Scored],
     return ("" if language == "ja" else " ").join(parts), citations
 
 
+MAX_GLOSSES = 12
+_KATAKANA = re.compile(r"[ァ-ヴー・]+")
+
+
+def glosses(lexicon: Any, quote: str, question: str) -> list[dict[str, str]]:
+    """Dictionary glosses of a Japanese quote's content words, for a reader of English; at most
+    `MAX_GLOSSES`, the words the question asks about first, listed in the quote's order. A word is
+    glossed by the question's own word when one of its glosses is that word, or the word list renders
+    the question's word by it ("territory" for 領土, not "dominion"); else by its first gloss. A
+    katakana word the question does not name is left out: it is mostly a name, and a name's dictionary
+    sense misleads (トランプ "playing cards")."""
+    if lexicon is None or not re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", quote):
+        return []
+    from assistant.text.lexicon import _variants
+
+    q_words = {v for w in re.findall(r"[a-z][a-z'-]*", question.lower()) for v in _variants(w)}
+    rendered: dict[str, str] = {}
+    for r in lexicon.render(question, "en"):
+        for ja in r.renderings:
+            rendered.setdefault(unicodedata.normalize("NFKC", ja), r.word)
+    found: list[tuple[bool, int, str, str]] = []  # (asked, position, ja, en)
+    seen: set[str] = set()
+    for k, r in enumerate(lexicon.translate_ja(quote)):
+        word = r.word
+        if word in seen or not r.renderings:
+            continue
+        seen.add(word)
+        en = next((g for g in r.renderings if g in q_words), None) or rendered.get(word)
+        if en is None and _KATAKANA.fullmatch(word):
+            continue
+        found.append((en is not None, k, word, en or r.renderings[0]))
+    kept = sorted(found, key=lambda f: (not f[0], f[1]))[:MAX_GLOSSES]
+    return [{"ja": ja, "en": en} for _, _, ja, en in sorted(kept, key=lambda f: f[1])]
+
+
+GLOSS_LABEL = "語釈（辞書） / Dictionary glosses"
+
+
+def gloss_text(items: Sequence[dict[str, str]]) -> str:
+    """"停戦 ceasefire · 和平 peace": the glosses on one line, for the CLI, Slack and the web page."""
+    return " · ".join(f"{g['ja']} {g['en']}" for g in items)
+
+
 def _mark(quote: str) -> str:
     """Quote marks that cannot clash with the quote itself."""
     one_line = quote.replace("\n", "")

@@ -260,12 +260,21 @@ def print_answer(answer: Any, out: TextIO) -> None:
         print("\n" + ("出典:" if answer.language == "ja" else "Sources:"), file=out)
         for c in answer.citations:
             print(f"  [{c.n}] {_where(c)} ({c.doc_id})\n      「{c.quote}」", file=out)
+            _print_glosses(c, out)
     elif answer.closest:
         from assistant.answering.refusal import NEAR_LABEL
 
         print("\n" + NEAR_LABEL.get(answer.language, NEAR_LABEL["en"]), file=out)
         for c in answer.closest:
             print(f"  - {_where(c)} ({c.doc_id})\n      「{c.quote}」", file=out)
+            _print_glosses(c, out)
+
+
+def _print_glosses(c: Any, out: TextIO) -> None:
+    if c.glosses:
+        from assistant.answering.extractive import gloss_text
+
+        print(f"      Dictionary glosses: {gloss_text(c.glosses)}", file=out)
 
 
 def _where(c: Any) -> str:

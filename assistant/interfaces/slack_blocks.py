@@ -242,6 +242,13 @@ def document_url(public_url: str, doc_id: str, chunk_id: str) -> str:
     return f"{public_url.rstrip('/')}/documents/{quote(doc_id, safe='')}#chunk-{quote(chunk_id, safe='')}"
 
 
+def _glosses(c: Citation) -> str:
+    """The quote's dictionary glosses on a line of their own, in italics, or ""."""
+    from assistant.answering.extractive import gloss_text
+
+    return f"\n_Dictionary glosses: {escape_mrkdwn(gloss_text(c.glosses))}_" if c.glosses else ""
+
+
 def source_line(c: Citation, public_url: str | None, numbered: bool = True) -> str:
     """`[n] title — section — p.page`, the `[n] title` part linked to the passage when a URL is known."""
     label = f"[{c.n}] {c.title or c.doc_id}" if numbered else (c.title or c.doc_id)
@@ -284,14 +291,15 @@ def render_answer(answer: Answer, public_url: str | None = None, *, buttons: boo
     cited = [c for c in answer.citations if not answer.refused]
     if cited:
         tail.append({"type": "divider"})
-        lines = [t("sources", answer.language)] + [source_line(c, public_url) for c in cited]
+        lines = [t("sources", answer.language)] + [source_line(c, public_url) + _glosses(c) for c in cited]
         tail.extend(section(piece) for piece in pack_lines(lines, SECTION_CHARS))
     elif answer.refused and answer.closest:
         # Pointers, not an answer: the sentences that came closest, unnumbered and not cited.
         tail.append({"type": "divider"})
         lines = [f"_{escape_mrkdwn(NEAR_LABEL.get(answer.language, NEAR_LABEL['en']))}_"]
         for c in answer.closest:
-            lines.append(f"• {source_line(c, public_url, numbered=False)}\n> {escape_mrkdwn(' '.join(c.quote.split()))}")
+            lines.append(f"• {source_line(c, public_url, numbered=False)}\n> {escape_mrkdwn(' '.join(c.quote.split()))}"
+                         + _glosses(c))
         tail.extend(section(piece) for piece in pack_lines(lines, SECTION_CHARS))
     if buttons and answer.id:
         tail.append(feedback_block(answer.id, answer.language))

@@ -48,6 +48,8 @@ a.cite:hover, a.cite:focus { background: var(--color-accent-soft); text-decorati
 .src-card mark { background: #fde68a; color: #111; padding: 0 1px; }
 .src-card.near { border-style: dashed; }
 .near-note { font-size: 0.85em; color: var(--body-text-color-subdued); }
+.src-card .glosses { font-size: 0.8em; color: var(--body-text-color-subdued); margin: 4px 0; }
+.src-card .gloss-label { font-style: italic; }
 .src-card .open-doc { font-size: 0.85em; }
 .docs-table { width: 100%; border-collapse: collapse; font-size: 0.9em; }
 .docs-table th, .docs-table td { border-bottom: 1px solid var(--border-color-primary); padding: 4px 6px;
@@ -140,6 +142,16 @@ def render_chat(turns: list[Turn], streaming: bool = False) -> str:
     return "".join(parts)
 
 
+def _glosses_html(glosses: list[dict[str, str]]) -> str:
+    """The quote's dictionary glosses (English questions): a reading aid, marked as not from the document."""
+    if not glosses:
+        return ""
+    from assistant.answering.extractive import GLOSS_LABEL
+
+    items = " · ".join(f'<span lang="ja">{esc(g.get("ja", ""))}</span> {esc(g.get("en", ""))}' for g in glosses)
+    return f'<div class="glosses"><span class="gloss-label">{esc(GLOSS_LABEL)}:</span> {items}</div>'
+
+
 def _marked_passage(text: str, quote: str, start: int, end: int) -> str:
     if not (0 <= start < end <= len(text) and text[start:end] == quote):
         start = text.find(quote) if quote else -1
@@ -187,6 +199,7 @@ def render_sources(turns: list[Turn], base_url: str = "") -> str:
                 f'<blockquote class="passage">'
                 f'{_marked_passage(c.get("text", ""), c.get("quote", ""), int(c.get("start", 0)), int(c.get("end", 0)))}'
                 f"</blockquote>"
+                f"{_glosses_html(c.get('glosses') or [])}"
                 f'<a class="open-doc" href="{href}" target="_blank" rel="noopener noreferrer">'
                 f"文書全体をこの箇所で開く / Open the whole document here</a></div>"
             )
