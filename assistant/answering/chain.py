@@ -6,6 +6,7 @@ the guards keep only verified sentences, falling back to the extractive answer w
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Retrieve = Callable[[str, int, "Filters | None"], list[Passage]]
+# A section heading this short is a label ("ロシア", "米国の立場"), not a title that states a topic.
+SHORT_LABEL_CHARS = 12
+MAX_PROMOTED = 2
 # A document's passages in order, by document id (for questions about a whole document).
 DocumentPassages = Callable[[str], list[Passage]]
 
@@ -125,13 +129,39 @@ class AnswerPipeline:
 
     def _retrieve(self, state: dict[str, Any]) -> list[Passage]:
         t = time.perf_counter()
-        passages = self.retrieve(state["standalone"], state["top_k"], state["filters"])
+        top_k = state["top_k"]
+        if state["overview"]:
+            passages = self.retrieve(state["standalone"], top_k, state["filters"])
+        else:
+            passages = self._labelled(state["standalone"], top_k,
+                                      self.retrieve(state["standalone"], 2 * top_k, state["filters"]))
         if state["overview"] and passages and self.document is not None:
             # A question about a whole document: the first passage tells which document; its own
             # passages, in order, are what the answer is drawn from.
             passages = self.document(passages[0].doc_id)[: overview.MAX_CHUNKS]
         state["timings"]["retrieve"] = _ms(t)
         return passages
+
+    def _labelled(self, question: str, top_k: int, found: list[Passage]) -> list[Passage]:
+        """The first `top_k` passages, where a passage further down whose section is a short label the
+        question names ("ロシア" over its list of demands, for "ロシアの要求は何ですか") takes the place of
+        the lowest-ranked one, unless a passage of that section is already there (at most `MAX_PROMOTED`).
+        Such a list names its party only in its label, so it ranks low for a question about the party."""
+        top, rest = list(found[:top_k]), found[top_k:]
+        short = [p.section.strip() if 0 < len(p.section.strip()) <= SHORT_LABEL_CHARS else "" for p in rest]
+        if not any(short):
+            return top
+        named = self.scorer.labels_named(question, short)
+        have = {p.section.strip() for p in top}
+        promoted: list[Passage] = []
+        for p, label, hit in zip(rest, short, named, strict=True):
+            if hit and label not in have and len(promoted) < MAX_PROMOTED:
+                promoted.append(p)
+                have.add(label)
+        if not promoted:
+            return top
+        return [dataclasses.replace(p, rank=r) for r, p in
+                enumerate([*top[: max(0, top_k - len(promoted))], *promoted], start=1)]
 
     def _weigh(self, state: dict[str, Any]) -> dict[str, Any]:
         t = time.perf_counter()

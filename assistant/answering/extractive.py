@@ -205,6 +205,16 @@ class SentenceScorer:
         """Whether the question names a label (a list's, a table's, a field's) in its words or glosses."""
         return bool(q_tokens & self.tokens(label)) or rendered_overlap(renderings, label, glosses) > 0
 
+    def labels_named(self, question: str, labels: Sequence[str]) -> list[bool]:
+        """For each label, whether the question names it (`names_label`)."""
+        from assistant.text.lang import detect_language
+
+        q_tokens = self.tokens(question_core(question))
+        lang = detect_language(question)
+        renderings = self.renderings(question, q_tokens, lang)
+        glosses = bool(renderings) and lang == "ja"
+        return [bool(label) and self.names_label(label, q_tokens, renderings, glosses) for label in labels]
+
     def score(self, question: str, passages: Sequence[Passage]) -> Evidence:
         """Scores every sentence of the top passages and computes the refusal features."""
         from assistant.text.chunking import split_sentences
@@ -397,10 +407,11 @@ def select(evidence: Evidence) -> list[Scored]:
         return any(s.text == c.text or (s.passage == c.passage and s.start < c.end and c.start < s.end)
                    for c in chosen)
 
-    # A question that names two or more labelled lists ("米国とウクライナの立場はどう違うか") is answered
-    # by each one's best item, whatever the margin: one side alone answers half of it.
+    # A question that names labelled lists ("韓国の立場は？", "米国とウクライナの立場はどう違うか") is
+    # answered by each one's best item, whatever the margin: a list names its party only in its label,
+    # so running text that mentions the party often scores higher; both are quoted.
     asked = list(dict.fromkeys(s.label for s in ranked if s.label_asked))
-    if len(asked) >= 2:
+    if asked:
         for label in asked:
             if len(chosen) >= MAX_QUOTES or any(c.label == label for c in chosen):
                 continue

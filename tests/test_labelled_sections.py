@@ -1,0 +1,80 @@
+"""A list under a short label ("韓国") names its party only in the label: a question about the party is
+still answered from it, even when running text that mentions the party ranks higher."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import make_settings
+
+POSITIONS = """# 半導体輸出規制を巡る各国の立場
+
+## 概況
+
+日本と韓国と中国は半導体材料の輸出規制を巡って協議を続けている。韓国の業界団体は協議の長期化を懸念している。
+韓国政府は10月の協議で日本側と意見交換を行い、中国も協議の行方を注視している。
+韓国と日本の局長級協議は年内にもう一度開かれる見通しで、韓国メディアは協議の行方を大きく報じている。
+
+## 日本
+
+- 輸出管理の厳格な運用の継続
+- 個別許可の審査期間の短縮
+
+## 韓国
+
+- 規制の段階的な撤廃と優遇対象国への復帰
+- 技術協力の枠組みの拡大
+
+## 中国
+
+- 第三国を巻き込まない規制の運用
+"""
+NEWS = """# 韓国経済の近況
+
+## 輸出
+
+韓国の輸出は10月に前年同月比で増加した。韓国の半導体輸出は回復基調にあり、韓国銀行は景気判断を据え置いた。
+
+## 労働
+
+韓国の労働組合は賃上げを要求している。韓国の経営者団体は要求に慎重な姿勢を示している。
+
+## 財政
+
+韓国政府は中小企業への支援策を発表し、韓国の野党は支援の拡充を要求した。韓国の消費者物価は安定している。
+"""
+
+
+@pytest.fixture(scope="module")
+def assistant(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from assistant.core import make_assistant
+
+    data = tmp_path_factory.mktemp("labels")
+    docs = data / "docs"
+    docs.mkdir()
+    (docs / "positions.md").write_text(POSITIONS, encoding="utf-8")
+    (docs / "news.md").write_text(NEWS, encoding="utf-8")
+    a = make_assistant(make_settings(data / "data", top_k=2))
+    a.ingest([docs])
+    return a
+
+
+def test_a_labelled_list_is_answered_from_though_it_ranks_low(assistant) -> None:  # type: ignore[no-untyped-def]
+    question = "韓国の要求は何ですか"
+    # Retrieval alone leaves the list under "韓国" out of the passages the answer is drawn from.
+    assert all(p.section != "韓国" for p in assistant.retrieve(question, 2))
+    a = assistant.ask(question)
+    assert any(p.section == "韓国" for p in a.passages)
+    assert not a.refused, a.answer
+    quoted = " ".join(c.quote for c in a.citations)
+    assert "段階的な撤廃" in quoted or "技術協力の枠組み" in quoted, a.answer
+    assert "輸出管理の厳格な運用" not in quoted  # another party's item
+    for c in a.citations:
+        assert c.text[c.start:c.end] == c.quote
+    assert len(a.passages) == 2
+
+
+def test_a_question_that_names_no_label_keeps_its_passages(assistant) -> None:  # type: ignore[no-untyped-def]
+    question = "半導体の輸出は回復していますか"
+    assert [p.chunk_id for p in assistant.ask(question).passages] == [
+        p.chunk_id for p in assistant.retrieve(question, 2)]
