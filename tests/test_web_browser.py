@@ -128,6 +128,10 @@ def test_english_question_gets_an_english_answer(page: Any) -> None:
     assert answer.locator("a.cite").count() >= 1
     answer.locator("a.cite").first.click()
     page.locator("#sources .src-card.active mark").wait_for(timeout=10_000)
+    # The Japanese quote's dictionary glosses, under the passage and apart from the answer text.
+    glosses = page.locator("#sources .src-card.active .glosses")
+    assert glosses.is_visible() and "Dictionary glosses" in glosses.inner_text()
+    assert "Dictionary glosses" not in answer.inner_text()
     shot(page, "04-english-answer")
 
 

@@ -407,17 +407,18 @@ def select(evidence: Evidence) -> list[Scored]:
         return any(s.text == c.text or (s.passage == c.passage and s.start < c.end and c.start < s.end)
                    for c in chosen)
 
-    # A question that names labelled lists ("韓国の立場は？", "米国とウクライナの立場はどう違うか") is
-    # answered by each one's best item, whatever the margin: a list names its party only in its label,
-    # so running text that mentions the party often scores higher; both are quoted.
+    # A question that names two or more labelled lists ("米国とウクライナの立場はどう違うか") is answered
+    # by each one's best item, whatever the margin: one side alone answers half of it. A list names its
+    # party only in its label, so running text that mentions the party often scores higher: a question
+    # that names one list ("韓国の立場は？") gets its best item too when it is within `MANY_MARGIN`
+    # (not for a party named in passing: "How long did Trump postpone sanctions on Russia?").
     asked = list(dict.fromkeys(s.label for s in ranked if s.label_asked))
-    if asked:
-        for label in asked:
-            if len(chosen) >= MAX_QUOTES or any(c.label == label for c in chosen):
-                continue
-            top = next((s for s in ranked if s.label == label and not repeats(s)), None)
-            if top is not None:
-                chosen.append(top)
+    for label in asked:
+        if len(chosen) >= MAX_QUOTES or any(c.label == label for c in chosen):
+            continue
+        top = next((s for s in ranked if s.label == label and not repeats(s)), None)
+        if top is not None and (len(asked) >= 2 or top.score >= best.score - MANY_MARGIN):
+            chosen.append(top)
     for s in ranked[1:]:
         if len(chosen) >= MAX_QUOTES or s.score < best.score - (MANY_MARGIN if evidence.many else EXTRA_MARGIN):
             break
@@ -487,7 +488,8 @@ def glosses(lexicon: Any, quote: str, question: str) -> list[dict[str, str]]:
     glossed by the question's own word when one of its glosses is that word, or the word list renders
     the question's word by it ("territory" for 領土, not "dominion"); else by its first gloss. A
     katakana word the question does not name is left out: it is mostly a name, and a name's dictionary
-    sense misleads (トランプ "playing cards")."""
+    sense misleads (トランプ "playing cards"); so is a one-character word ("対" is not "opposite" in
+    "対ロ制裁")."""
     if lexicon is None or not re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", quote):
         return []
     from assistant.text.lexicon import _variants
@@ -505,8 +507,8 @@ def glosses(lexicon: Any, quote: str, question: str) -> list[dict[str, str]]:
             continue
         seen.add(word)
         en = next((g for g in r.renderings if g in q_words), None) or rendered.get(word)
-        if en is None and _KATAKANA.fullmatch(word):
-            continue
+        if en is None and (len(word) < 2 or _KATAKANA.fullmatch(word)):
+            continue  # one character ("日", "対") glosses badly out of its compound
         found.append((en is not None, k, word, en or r.renderings[0]))
     kept = sorted(found, key=lambda f: (not f[0], f[1]))[:MAX_GLOSSES]
     return [{"ja": ja, "en": en} for _, _, ja, en in sorted(kept, key=lambda f: f[1])]
