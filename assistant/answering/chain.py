@@ -129,16 +129,14 @@ class AnswerPipeline:
 
     def _retrieve(self, state: dict[str, Any]) -> list[Passage]:
         t = time.perf_counter()
-        top_k = state["top_k"]
-        if state["overview"]:
-            passages = self.retrieve(state["standalone"], top_k, state["filters"])
-        else:
-            passages = self._labelled(state["standalone"], top_k,
-                                      self.retrieve(state["standalone"], 2 * top_k, state["filters"]))
-        if state["overview"] and passages and self.document is not None:
+        question, top_k, filters = state["standalone"], state["top_k"], state["filters"]
+        if state["overview"] and self.document is not None:
             # A question about a whole document: the first passage tells which document; its own
             # passages, in order, are what the answer is drawn from.
-            passages = self.document(passages[0].doc_id)[: overview.MAX_CHUNKS]
+            first = self.retrieve(question, 1, filters)
+            passages = self.document(first[0].doc_id)[: overview.MAX_CHUNKS] if first else []
+        else:
+            passages = self._labelled(question, top_k, self.retrieve(question, 2 * top_k, filters))
         state["timings"]["retrieve"] = _ms(t)
         return passages
 

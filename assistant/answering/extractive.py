@@ -205,14 +205,19 @@ class SentenceScorer:
         """Whether the question names a label (a list's, a table's, a field's) in its words or glosses."""
         return bool(q_tokens & self.tokens(label)) or rendered_overlap(renderings, label, glosses) > 0
 
-    def labels_named(self, question: str, labels: Sequence[str]) -> list[bool]:
-        """For each label, whether the question names it (`names_label`)."""
+    def question_terms(self, question: str) -> tuple[set[str], list[tuple[str, ...]], bool]:
+        """The question's content words, their renderings in the other language, and whether those
+        are English glosses of a Japanese question (`rendered_overlap`'s `english`)."""
         from assistant.text.lang import detect_language
 
         q_tokens = self.tokens(question_core(question))
         lang = detect_language(question)
         renderings = self.renderings(question, q_tokens, lang)
-        glosses = bool(renderings) and lang == "ja"
+        return q_tokens, renderings, bool(renderings) and lang == "ja"
+
+    def labels_named(self, question: str, labels: Sequence[str]) -> list[bool]:
+        """For each label, whether the question names it (`names_label`)."""
+        q_tokens, renderings, glosses = self.question_terms(question)
         return [bool(label) and self.names_label(label, q_tokens, renderings, glosses) for label in labels]
 
     def score(self, question: str, passages: Sequence[Passage]) -> Evidence:
@@ -221,10 +226,7 @@ class SentenceScorer:
         from assistant.text.lang import detect_language
 
         top = list(passages[:MAX_PASSAGES])
-        q_tokens = self.tokens(question_core(question))
-        lang = detect_language(question)
-        renderings = self.renderings(question, q_tokens, lang)
-        glosses = bool(renderings) and lang == "ja"
+        q_tokens, renderings, glosses = self.question_terms(question)
         spans: list[tuple[int, int, int, str]] = []
         contexts: list[str] = []
         for i, p in enumerate(top):

@@ -272,9 +272,9 @@ def print_answer(answer: Any, out: TextIO) -> None:
 
 def _print_glosses(c: Any, out: TextIO) -> None:
     if c.glosses:
-        from assistant.answering.extractive import gloss_text
+        from assistant.answering.extractive import GLOSS_LABEL, gloss_text
 
-        print(f"      Dictionary glosses: {gloss_text(c.glosses)}", file=out)
+        print(f"      {GLOSS_LABEL}: {gloss_text(c.glosses)}", file=out)
 
 
 def _where(c: Any) -> str:

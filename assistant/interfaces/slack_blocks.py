@@ -244,9 +244,9 @@ def document_url(public_url: str, doc_id: str, chunk_id: str) -> str:
 
 def _glosses(c: Citation) -> str:
     """The quote's dictionary glosses on a line of their own, in italics, or ""."""
-    from assistant.answering.extractive import gloss_text
+    from assistant.answering.extractive import GLOSS_LABEL, gloss_text
 
-    return f"\n_Dictionary glosses: {escape_mrkdwn(gloss_text(c.glosses))}_" if c.glosses else ""
+    return f"\n_{GLOSS_LABEL}: {escape_mrkdwn(gloss_text(c.glosses))}_" if c.glosses else ""
 
 
 def source_line(c: Citation, public_url: str | None, numbered: bool = True) -> str:
