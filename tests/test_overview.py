@@ -8,6 +8,7 @@ import pytest
 
 from assistant.answering.overview import asks_overview
 from tests.helpers import CORPUS, make_settings
+from tests.test_labelled_sections import POSITIONS
 
 MEMO = """# 半導体輸出規制に関する日韓協議メモ
 
@@ -56,6 +57,9 @@ def assistant(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unty
     docs.mkdir()
     (docs / "memo.md").write_text(MEMO, encoding="utf-8")
     (docs / "injected.md").write_text(INJECTED, encoding="utf-8")
+    (docs / "positions.md").write_text(POSITIONS, encoding="utf-8")
+    (docs / "checklist.md").write_text("# 出張前の確認事項\n\n- 旅券の有効期限を確かめる\n- 海外旅行保険に加入する\n"
+                                       "- 現地の緊急連絡先を控える\n", encoding="utf-8")
     a = make_assistant(make_settings(data / "data"))
     a.ingest([docs, CORPUS])
     return a
@@ -105,3 +109,15 @@ def test_instructions_inside_a_document_are_not_its_summary(assistant, question:
     assert not a.refused, a.answer
     assert "HACKED" not in a.answer and all("HACKED" not in c.quote for c in a.citations)
     assert any("共同配送" in c.quote for c in a.citations)
+
+
+def test_a_summary_quotes_running_text_not_list_items(assistant) -> None:  # type: ignore[no-untyped-def]
+    """Items without their label ("• 技術協力の枠組みの拡大" under "韓国") say little as a summary."""
+    from assistant.core import Filters
+
+    a = assistant.ask("このメモの要点をまとめてください", filters=Filters(doc_ids=[_doc(assistant, "positions.md")]))
+    assert not a.refused and a.citations, a.answer
+    assert all(c.section == "概況" for c in a.citations), a.answer
+    # A document that is one list is summarised from its items.
+    b = assistant.ask("このメモの要点をまとめてください", filters=Filters(doc_ids=[_doc(assistant, "checklist.md")]))
+    assert not b.refused and b.citations, b.answer

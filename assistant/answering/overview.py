@@ -5,7 +5,8 @@ Such a question names no topic, so retrieval only tells which document is meant 
 The answerer then reads that document's first `MAX_CHUNKS` passages and picks the sentences closest to
 their centroid (what the document is mostly about), preferring the first sentence of a section and
 a field heading ("展望：…を予想"), where briefings state their conclusions, and leaving out sentences
-that repeat a chosen one.
+that repeat a chosen one. List items and table rows are read only when the document has no running
+text: without their label they say little.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from assistant.answering.extractive import (
     _trim,
     content_tokens,
     is_field,
+    item_context,
     table_headers,
 )
 from assistant.types import Passage
@@ -74,6 +76,7 @@ def lead_evidence(scorer: SentenceScorer, passages: Sequence[Passage]) -> Overvi
     from assistant.text.chunking import split_sentences
 
     spans: list[tuple[int, int, int, str, bool]] = []
+    items: list[tuple[int, int, int, str, bool]] = []  # list items and table rows: only without running text
     seen: set[str] = set()
     last_section: str | None = None
     for i, p in enumerate(passages):
@@ -88,9 +91,14 @@ def lead_evidence(scorer: SentenceScorer, passages: Sequence[Passage]) -> Overvi
             if e - s < MIN_SENTENCE_CHARS or text.strip() in headings or text in seen or INSTRUCTION_RE.search(text):
                 continue
             seen.add(text)
+            if item_context(p.text, s, p.section, headers):
+                # An item means little without its label: a document's gist is in its running text.
+                items.append((i, s, e, text, False))
+                continue
             lead = (new_section and first) or is_field(text)
             spans.append((i, s, e, text, lead))
             first = False
+    spans = spans or items
     if not spans:
         return Overview(Evidence([]))
     vecs = scorer.sentence_vectors([t for *_, t, _ in spans])
