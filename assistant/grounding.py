@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from assistant.answering.refusal import DETAIL_TEXT, REFUSAL_TEXT
+from assistant.text.lang import has_japanese
 from assistant.types import Grounding
 
 SUPPORT_THRESHOLD = 0.5
@@ -159,10 +160,6 @@ def lexical_support(claim: str, passage: str) -> float:
     return len(grams & _bigrams(b)) / len(grams)
 
 
-def _is_japanese(text: str) -> bool:
-    return bool(re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", text))
-
-
 def passage_sentences(passage: str) -> list[str]:
     from assistant.text.chunking import split_sentences
 
@@ -200,7 +197,7 @@ def best_support(claim: str, sentences: Sequence[str], claim_vec: np.ndarray | N
             return 0.0, 0
     per_lex = [lexical_support(claim, s) for s in sentences]
     lexical = max(lexical_support(claim, whole), *per_lex)
-    cross = _is_japanese(_QUOTE_RE.sub("", claim)) != _is_japanese(whole)
+    cross = has_japanese(_QUOTE_RE.sub("", claim)) != has_japanese(whole)
     cos: np.ndarray | None = None
     if claim_vec is not None and sentence_vecs is not None and len(sentence_vecs):
         lo, hi = (_XLING_COS_FLOOR, _XLING_COS_CEIL) if cross else (_COS_FLOOR, _COS_CEIL)

@@ -13,6 +13,8 @@ import re
 import unicodedata
 from functools import lru_cache
 
+from assistant.text.lang import has_japanese
+
 TYPES = ("date", "number", "name")
 
 # 数十 and 数百 are numbers; 数回 and 複数回 ("several times") are not.
@@ -106,7 +108,6 @@ _EN_COUNTED = {
     "社": r"companies|firms",
 }
 _ASKED_EN = re.compile(r"how many (?:[a-z-]+ ){0,2}?(" + "|".join(_EN_COUNTED.values()) + r")\b")
-_CJK = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 
 
 @lru_cache(maxsize=1024)  # asked again for every sentence scored against the question
@@ -144,7 +145,7 @@ def supplies(kind: str, sentence: str, question: str) -> bool:
     s, q = fold(sentence), fold(question)
     if kind == "number":
         counter = asked_counter(question)
-        if counter is not None and not _CJK.search(s):
+        if counter is not None and not has_japanese(s):
             counter = None  # an English text counts in words ("5,000 Ukrainian troops"): any figure
         if counter == "人" and any(m.group(0) not in q for m in _PEOPLE.finditer(s)):
             return True  # 何人 is also "which people" (なにじん): "ゲルマン人が侵入した" answers it

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from assistant.answering import answertype
+from assistant.text.lang import has_japanese
 from assistant.text.normalize import question_core
 from assistant.types import Citation, Passage
 
@@ -492,11 +493,11 @@ def glosses(lexicon: Any, quote: str, question: str) -> list[dict[str, str]]:
     katakana word the question does not name is left out: it is mostly a name, and a name's dictionary
     sense misleads (トランプ "playing cards"); so is a one-character word ("対" is not "opposite" in
     "対ロ制裁")."""
-    if lexicon is None or not re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", quote):
+    if lexicon is None or not has_japanese(quote):
         return []
-    from assistant.text.lexicon import _variants
+    from assistant.text.lexicon import variants
 
-    q_words = {v for w in re.findall(r"[a-z][a-z'-]*", question.lower()) for v in _variants(w)}
+    q_words = {v for w in re.findall(r"[a-z][a-z'-]*", question.lower()) for v in variants(w)}
     rendered: dict[str, str] = {}
     for r in lexicon.render(question, "en"):
         for ja in r.renderings:
@@ -527,6 +528,6 @@ def gloss_text(items: Sequence[dict[str, str]]) -> str:
 def _mark(quote: str) -> str:
     """Quote marks that cannot clash with the quote itself."""
     one_line = quote.replace("\n", "")
-    if re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", quote) or '"' in quote:
+    if has_japanese(quote) or '"' in quote:
         return f"「{one_line}」" if "「" not in quote and "」" not in quote else f"『{one_line}』"
     return f"\"{one_line}\""

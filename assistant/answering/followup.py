@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
+from assistant.text.lang import has_japanese
+
 _REFERS_BACK = re.compile(
     r"それ|その|これ|この|あの|あれ|彼ら?|彼女|同氏|同国|同様|前述|上記|そこ|そちら"
     r"|\b(?:this|that|these|those|they|them|their|it|its|he|him|his|she|her|there|the same)\b",
@@ -34,7 +36,7 @@ def needs_context(question: str) -> bool:
     """A question that is short, refers back or continues the previous one cannot be retrieved on its own."""
     if _REFERS_BACK.search(question) or _CONTINUES.search(question):
         return True
-    if re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", question):
+    if has_japanese(question):
         return len(re.sub(r"\s", "", question)) <= SHORT_JA_CHARS
     return len(question.split()) <= SHORT_EN_WORDS
 

@@ -6,6 +6,12 @@ import re
 from typing import Literal
 
 _LATIN_WORD = re.compile(r"[A-Za-z\uFF21-\uFF3A\uFF41-\uFF5A\u00C0-\u024F]+")
+_JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+
+
+def has_japanese(text: str) -> bool:
+    """Whether `text` holds any kana or kanji."""
+    return _JAPANESE.search(text) is not None
 
 
 def _counts(text: str) -> dict[str, int]:

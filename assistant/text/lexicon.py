@@ -225,7 +225,7 @@ def _is_current(path: Path) -> bool:
     return bool(row) and str(row[0]) == LEXICON_VERSION
 
 
-def _variants(word: str) -> Iterator[str]:
+def variants(word: str) -> Iterator[str]:
     """The word and the base forms an English inflection may hide (plural, past, -ing)."""
     yield word
     if word.endswith("ies") and len(word) > 4:
@@ -348,7 +348,7 @@ class Lexicon:
                 if n > 1 and (span[0] in STOP or span[-1] in STOP and span[-1] not in _PARTICLES):
                     continue
                 as_name = all(capital[i:i + n])
-                for last in dict.fromkeys(_variants(span[-1])):
+                for last in dict.fromkeys(variants(span[-1])):
                     key = " ".join([*span[:-1], last])
                     ja = (self.lookup(key, name=True) if as_name else ()) or self.lookup(key)
                     if ja and n == 1:
