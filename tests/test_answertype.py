@@ -21,12 +21,18 @@ from tests.test_answering import assert_valid, briefing_passages, make_retrieve
     ("What share of the territory does Russia control?", ["number"]),
     ("報道官は誰ですか。", ["name"]),
     ("Who briefed the European leaders?", ["name"]),
+    ("首脳会談はどこで行われましたか？", ["place"]),
+    ("梅雨がないのは北海道とどこか。", ["place"]),
+    ("どの国が枠組みに参加するのか", ["place"]),
+    ("Where was the summit held?", ["place"]),
+    ("Which country did Putin name?", ["place"]),
     # Words that look like question words but ask nothing.
     ("何度も延期された制裁の対象は何か。", []),
     ("いつものように会談は非公開だったのか。", []),
     ("いくつかの欧州諸国が参加する枠組みとは何か。", []),
     ("1970年代に国有化が相次いだものとは？", []),
     ("When the talks failed, what did Russia do?", []),
+    ("どこかで会談は開かれるのか。", []),
 ])
 def test_asked_types(question: str, types: list[str]) -> None:
     assert asked_types(question) == types
@@ -112,6 +118,17 @@ def test_nan_nin_is_also_which_people() -> None:
     q = "ローマ帝国が衰退すると、イベリア半島に何人が侵入したか。"
     assert absent(q, ["ローマ帝国が衰退すると、イベリア半島にもゲルマン人が侵入を始めた。"]) is None
     assert absent("会議には何人が参加したか。", ["会議には各国の代表が参加した。"]) == "number"
+
+
+def test_places_and_kanji_names_are_found_by_the_dictionary() -> None:
+    q = "首脳会談はどこで行われましたか？"
+    assert supplies("place", "15日の米・アラスカでの会談で方針を転換した。", q)
+    assert not supplies("place", "会談では停戦よりも和平を優先する方針に転換した。", q)
+    # A place the question already names does not answer where.
+    assert not supplies("place", "東京で会談が行われた。", "東京での会談はどこで行われましたか？")
+    # Kanji names carry no mark, but the tokenizer's dictionary knows common ones.
+    assert supplies("name", "研究会は田中隆之が主宰した。", "研究会を主宰したのは誰ですか。")
+    assert not supplies("name", "研究会は大学の教員が主宰した。", "研究会を主宰したのは誰ですか。")
 
 
 def test_names_never_refuse() -> None:

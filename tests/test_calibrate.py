@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from assistant.answering.calibrate import Example, fit, measure, refused
+from assistant.answering.calibrate import Example, fit, lowest_within_se, measure, refused
 from assistant.answering.refusal import FEATURES
 
 
@@ -30,3 +30,12 @@ def test_the_figures_count_the_vetoes_as_refusals() -> None:
     plain = [Example(e.qid, e.group, e.label, e.features) for e in vetoed]
     alone = measure(rule, answerable + weak + plain)["all"]
     assert alone["false_answer"] > 0.3, alone
+
+
+def test_thresholds_the_data_cannot_tell_apart_are_settled_for_answering() -> None:
+    grid = [0.1, 0.2, 0.3, 0.4, 0.5]
+    # Over 1,000 examples one standard error of 0.94 is about 0.0075.
+    assert lowest_within_se(grid, [0.80, 0.935, 0.938, 0.940, 0.92], 1000) == 0.2
+    assert lowest_within_se(grid, [0.80, 0.90, 0.938, 0.940, 0.92], 1000) == 0.3
+    # With few examples the band widens.
+    assert lowest_within_se(grid, [0.80, 0.90, 0.938, 0.940, 0.92], 30) == 0.2

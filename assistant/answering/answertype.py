@@ -15,7 +15,7 @@ from functools import lru_cache
 
 from assistant.text.lang import has_japanese
 
-TYPES = ("date", "number", "name")
+TYPES = ("date", "number", "name", "place")
 
 # 数十 and 数百 are numbers; 数回 and 複数回 ("several times") are not.
 _NUM = r"(?:[0-9]+(?:[.,][0-9]+)*|[一二三四五六七八九十百千万億兆両]+|数[十百千万億]+)"
@@ -45,6 +45,12 @@ _ASK = {
         re.IGNORECASE),
     "name": re.compile(r"誰|だれ|どなた|何者|(?:名前|氏名)(?:は|を)?[？?。]?$|\bwho\b|\bwhom\b|\bwhose\b",
                        re.IGNORECASE),
+    # "どこか。" ends a question; "どこかで" / "どこも" are not asking.
+    "place": re.compile(
+        r"どこ(?!か[でにへのらがを]|も|でも)|何処|どの(?:国|都市|地域|地方|場所|町|村|州|県|島|川|山|港|大陸|半島|海)|"
+        r"何(?:県|国|州|市)(?!間)|(?:場所|開催地|所在地|出身地)(?:は|を)?[？?。]?$|"
+        r"\bwhere\b|\b(?:which|what|in what) (?:country|countries|city|cities|state|region|place|town|continent|island)",
+        re.IGNORECASE),
 }
 # The counter a Japanese question asks a number of: 何回 -> 回, 何カ国 -> カ国.
 _ASKED_COUNTER = re.compile(r"何(" + _COUNTER_RE + r")(?!も)")
@@ -161,8 +167,24 @@ def supplies(kind: str, sentence: str, question: str) -> bool:
                    for m in _NUMBER.finditer(s))
     if kind == "date":
         return any(m.group(0) not in q for m in _DATE.finditer(s))
+    if kind == "place" and has_japanese(s):
+        return any(fold(p) not in q for p in proper_names(sentence, "地名"))
+    if has_japanese(s) and any(fold(p) not in q for p in proper_names(sentence, "人名")):
+        return True
     # Names keep their case: a capital letter is part of what marks a Latin name.
     return any(fold(m.group(0)) not in q for m in _NAME.finditer(unicodedata.normalize("NFKC", sentence)))
+
+
+@lru_cache(maxsize=20_000)  # the same sentences are scored for many questions
+def proper_names(sentence: str, kind: str) -> tuple[str, ...]:
+    """The names of a Japanese sentence that its tokenizer's dictionary tags as `kind`: 地名 for
+    places (アラスカ, 東京), 人名 for people (田中, プーチン)."""
+    from sudachipy import SplitMode
+
+    from assistant.keyword.tokenize import _thread_tokenizer
+
+    return tuple(m.surface() for m in _thread_tokenizer().tokenize(sentence, SplitMode.C)
+                 if m.part_of_speech()[1:3] == ("固有名詞", kind))
 
 
 # The types a refusal may rest on: dates and numbers are found reliably; names are not (kanji names

@@ -229,8 +229,20 @@ def fit(examples: Sequence[Example]) -> RefusalRule:
     probs = np.array([rule.probability(e.features) for e in examples])
     vetoed = np.array([e.vetoed for e in examples])
     grid = np.round(np.arange(0.05, 0.96, 0.01), 2)
-    rule.threshold = float(max(grid, key=lambda t: float((((probs >= t) & ~vetoed) == (y == 1)).mean())))
+    rule.threshold = float(lowest_within_se(grid, [float((((probs >= t) & ~vetoed) == (y == 1)).mean()) for t in grid],
+                                            len(examples)))
     return rule
+
+
+def lowest_within_se(grid: Sequence[float], accuracy: Sequence[float], n: int) -> float:
+    """The lowest threshold whose accuracy is within one standard error of the best one's (the
+    one-standard-error rule). The accuracy curve is flat over a wide band, and the fit half cannot tell
+    its thresholds apart: the argmax wandered between 0.32 and 0.54 from one small change of the
+    scores to the next. Within the band the choice goes to answering, since a false refusal withholds
+    an answer while a false answer still quotes its source for the reader to check."""
+    best = max(accuracy)
+    se = math.sqrt(best * (1.0 - best) / max(1, n))
+    return next(t for t, a in zip(grid, accuracy, strict=True) if a >= best - se)
 
 
 def measure(rule: RefusalRule, examples: Sequence[Example]) -> dict[str, Any]:
