@@ -49,7 +49,7 @@ _ASK = {
     "place": re.compile(
         r"どこ(?!か[でにへのらがを]|も|でも)|何処|どの(?:国|都市|地域|地方|場所|町|村|州|県|島|川|山|港|大陸|半島|海)|"
         r"何(?:県|国|州|市)(?!間)|(?:場所|開催地|所在地|出身地)(?:は|を)?[？?。]?$|"
-        r"\bwhere\b|\b(?:which|what|in what) (?:country|countries|city|cities|state|region|place|town|continent|island)",
+        r"\bwhere\b|\b(?:which|what|in what) (?:countr(?:y|ies)|cit(?:y|ies)|states?|regions?|places?|towns?|continents?|islands?|provinces?|areas?)",
         re.IGNORECASE),
 }
 # The counter a Japanese question asks a number of: 何回 -> 回, 何カ国 -> カ国.
