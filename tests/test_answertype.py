@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.answering.answertype import absent, asked_counter, asked_types, supplies
+from assistant.answering.answertype import absent, asked_counter, asked_types, supplies, veto
 from assistant.answering.chain import make_pipeline
 from assistant.settings import Settings
 from tests.test_answering import assert_valid, briefing_passages, make_retrieve
@@ -167,3 +167,26 @@ def test_english_refusal_names_the_missing_detail(embedder: object) -> None:
     pipe = make_pipeline(Settings(llm="extractive"), embedder, make_retrieve(embedder, briefing_passages([memo])))
     a = pipe.ask("How many times have the merger talks between Hokkai Denki and Nanyo Seiko been held?")
     assert a.refused and a.answer == "The documents do not give the number asked for."
+
+
+PLAN = "政府は2040年度の電源構成で再生可能エネルギーを4〜5割程度とする目標を掲げ、原子力は2割程度とした。"
+
+
+def test_a_year_the_quotes_do_not_speak_of_is_refused_and_named(embedder: object) -> None:
+    pipe = make_pipeline(Settings(llm="extractive"), embedder, make_retrieve(embedder, briefing_passages([PLAN])))
+    asked = pipe.ask("2040年度の電源構成で再生可能エネルギーはどの程度とする目標ですか。")
+    assert not asked.refused, asked.refusal_reason
+    assert_valid(asked)
+    other = pipe.ask("2030年度の電源構成で再生可能エネルギーはどの程度とする目標ですか。")
+    assert other.refused and other.refusal_reason == "asked_detail_absent (year 2030)"
+    assert other.answer == "お尋ねの2030年について答える記述は見つかりませんでした（近い記述は別の年についてのものです）。"
+    english = pipe.ask("What is the renewable energy target for fiscal 2030?")
+    assert english.refused and english.answer.startswith("Nothing found answers this for 2030")
+
+
+def test_a_quote_naming_no_year_does_not_veto_the_year_asked() -> None:
+    assert veto("1989年に何が崩壊しましたか。", ["同年、ベルリンの壁が崩壊した。"]) is None
+    assert veto("1989年に何が崩壊しましたか。", ["1989年、ベルリンの壁が崩壊した。"]) is None
+    assert veto("1989年に何が崩壊しましたか。", ["1991年、ソ連が崩壊した。"]) == "year 1989"
+    # Not a year: part of a longer figure.
+    assert veto("予算12030億円の内訳は？", ["2025年度の予算は1兆円。"]) is None

@@ -197,6 +197,32 @@ VETO_TYPES = ("date", "number")
 _DEGREE = re.compile(r"どのくらい|どれくらい|どれほど|どれだけ|how much|how far", re.IGNORECASE)
 
 
+# A year as a question names it: "2030年度", "in 2030"; not part of a longer number ("12030").
+_YEAR = re.compile(r"(?<![0-9])(1[5-9][0-9]{2}|20[0-9]{2})(?![0-9])")
+
+
+def unmatched_year(question: str, quotes: list[str]) -> str | None:
+    """A year the question names when the quotes name other years but never it: a sentence about the
+    2040 target does not answer a question about the 2030 one. A quote that names no year at all
+    ("同年6月に…") says nothing either way, so it never vetoes: on the shared data one answerable
+    question in ten names a year its answer sentence does not repeat."""
+    asked = list(dict.fromkeys(_YEAR.findall(fold(question))))
+    if not asked:
+        return None
+    given = {y for q in quotes for y in _YEAR.findall(fold(q))}
+    return asked[0] if given and not given.intersection(asked) else None
+
+
+def veto(question: str, quotes: list[str]) -> str | None:
+    """Why the quotes cannot answer the question whatever their scores: the kind of detail it asks for
+    and none gives ("date", "number"), or "year 2030" for a year the quotes do not speak of."""
+    kind = absent(question, quotes)
+    if kind:
+        return kind
+    year = unmatched_year(question, quotes)
+    return f"year {year}" if year else None
+
+
 def absent(question: str, quotes: list[str]) -> str | None:
     """The date or number type the question asks for when none of `quotes` gives one, else None."""
     for kind in asked_types(question):

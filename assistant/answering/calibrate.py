@@ -52,7 +52,7 @@ class Example:
     label: int  # 1 answerable, 0 not
     features: dict[str, float]
     # Refused whatever the rule says: no sentence to quote, or the question asks for a date or a
-    # number that none of the chosen quotes gives (`answertype.absent`), as the answerer decides.
+    # number that none of the chosen quotes gives (`answertype.veto`), as the answerer decides.
     vetoed: bool = False
 
 
@@ -70,7 +70,7 @@ def _example(scorer: SentenceScorer, qid: str, group: str, label: int, question:
 
     evidence = scorer.score(question, passages)
     chosen = select(evidence)
-    vetoed = not chosen or answertype.absent(question, [s.text for s in chosen]) is not None
+    vetoed = not chosen or answertype.veto(question, [s.text for s in chosen]) is not None
     return Example(qid, group, label, evidence.features, vetoed)
 
 

@@ -179,10 +179,10 @@ class AnswerPipeline:
         if not refuse:
             # A chat model reads every given passage; the extractive answer only its quotes.
             given = [s.text for s in chosen] if self.chat_model is None else [x.text for x in state["passages"]]
-            absent = answertype.absent(state["standalone"], given)
+            absent = answertype.veto(state["standalone"], given)
             if absent:
-                # The question asks for a date or a number and nothing the answer rests on gives one:
-                # quoting the passage would look like an answer without being one.
+                # The question asks for a date or a number and nothing the answer rests on gives one, or
+                # names a year they do not speak of: quoting them would look like an answer without being one.
                 refuse, reason = True, f"asked_detail_absent ({absent})"
         state["timings"]["answer"] = _ms(t)
         return {"evidence": evidence, "chosen": chosen, "refuse": refuse, "p_answerable": p, "reason": reason}

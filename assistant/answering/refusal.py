@@ -25,6 +25,9 @@ DETAIL_TEXT = {
     ("en", "number"): "The documents do not give the number asked for.",
     ("ja", "date"): "資料には、お尋ねの日付や時期が書かれていません。",
     ("ja", "number"): "資料には、お尋ねの数値が書かれていません。",
+    # "asked_detail_absent (year 2030)": the quotes speak of other years.
+    ("en", "year"): "Nothing found answers this for {0}: the closest passages concern other years.",
+    ("ja", "year"): "お尋ねの{0}年について答える記述は見つかりませんでした（近い記述は別の年についてのものです）。",
 }
 # Shown under a refusal, before the passages that came closest: they are pointers, not an answer.
 NEAR_LABEL = {
@@ -99,8 +102,9 @@ def load_rule() -> RefusalRule:
 def refusal_text(language: str, reason: str = "") -> str:
     """The refusal in the question's language; it names the missing detail when that is the reason."""
     lang = language if language in REFUSAL_TEXT else "en"
-    kind = reason.removeprefix("asked_detail_absent (").removesuffix(")") if reason.startswith("asked_detail") else ""
-    return DETAIL_TEXT.get((lang, kind), REFUSAL_TEXT[lang])
+    detail = reason.removeprefix("asked_detail_absent (").removesuffix(")") if reason.startswith("asked_detail") else ""
+    kind, _, value = detail.partition(" ")
+    return DETAIL_TEXT.get((lang, kind), REFUSAL_TEXT[lang]).format(value)
 
 
 def closest(passages: Sequence[Passage], sentences: Sequence[tuple[int, int, int]],
