@@ -41,6 +41,17 @@ ASKS_TABLE = re.compile(
     r"|\b(?:the|this|that|a)(?: [\w-]+)? (?:table|list|chart)\b",
     re.IGNORECASE,
 )
+# A why-question, and the marks of a sentence that gives a cause or follows from the one before it.
+ASKS_WHY = re.compile(r"なぜ|何故|どうして|理由|原因|わけ(?:は|を)|\bwhy\b|what (?:caused|led to|made)|\breasons?\b|"
+                      r"\bcaus(?:e|es|ed)\b", re.IGNORECASE)
+GIVES_REASON = re.compile(r"ため[、。だでにの]|ためである|背景|原因|理由|による|によって|ことから|ので[、。]|から[だで]|"
+                          r"\bbecause\b|\bdue to\b|\bowing to\b|\bcaused by\b|\breasons?\b|\bsince\b|\bas a result of\b",
+                          re.IGNORECASE)
+RESULT_START = re.compile(r"(?:この|その)(?:ため|結果|背景)|そこで|従って|したがって|これにより|これによって|"
+                          r"as a result|therefore|thus|hence|this is why|that is why|because of this|for this reason",
+                          re.IGNORECASE)
+# Sentences of one passage are adjacent when at most this much white space lies between them.
+ADJACENT_CHARS = 3
 ASKS_MANY = re.compile(
     r"まとめ|要約|要点|列挙|挙げ|主な|いくつか|すべて|全て|それぞれ|根拠|どのような点|どんな点|[てで]、(?:その|それぞれの)?(?:理由|根拠|背景|影響)"
     r"|\b(?:summari[sz]e|summary|list (?:the|all|every)|a list of|main points|key points|reasons|grounds|each of)\b|\bwhat are the\b"
@@ -101,6 +112,7 @@ class Evidence:
     sentences: list[Scored] = field(default_factory=list)
     features: dict[str, float] = field(default_factory=dict)
     many: bool = False  # the question asks for several points (`ASKS_MANY`)
+    why: bool = False  # the question asks for a reason or a cause (`ASKS_WHY`)
     table: bool = False  # the question asks what a table or a list says (`ASKS_TABLE`)
 
     def ranked(self) -> list[Scored]:
@@ -260,7 +272,8 @@ class SentenceScorer:
                 score = float(d) + KEYWORD_WEIGHT * max(kw, rendered) + bonus - 0.002 * i
                 scored.append(Scored(i, s, e, text, float(d), kw, bonus, instruction, score, rendered, c,
                                      named.get(c, False)))
-        evidence = Evidence(scored, many=bool(ASKS_MANY.search(question)), table=bool(ASKS_TABLE.search(question)))
+        evidence = Evidence(scored, many=bool(ASKS_MANY.search(question)), table=bool(ASKS_TABLE.search(question)),
+                            why=bool(ASKS_WHY.search(question)))
         evidence.features = self._features(question, q_tokens, top, evidence, detect_language)
         return evidence
 
@@ -422,6 +435,10 @@ def select(evidence: Evidence) -> list[Scored]:
         top = next((s for s in ranked if s.label == label and not repeats(s)), None)
         if top is not None and (len(asked) >= 2 or top.score >= best.score - MANY_MARGIN):
             chosen.append(top)
+    if evidence.why:
+        beside = reason_beside(best, evidence.sentences)
+        if beside is not None and not repeats(beside):
+            chosen.append(beside)
     for s in ranked[1:]:
         if len(chosen) >= MAX_QUOTES or s.score < best.score - (MANY_MARGIN if evidence.many else EXTRA_MARGIN):
             break
@@ -429,6 +446,20 @@ def select(evidence: Evidence) -> list[Scored]:
             continue
         chosen.append(s)
     return sorted(chosen, key=lambda s: (s.passage, s.start))
+
+
+def reason_beside(best: Scored, sentences: Sequence[Scored]) -> Scored | None:
+    """For a why-question, the sentence next to the best one that gives its reason, when the best one
+    does not: the one right after it when that one names a cause ("…が背景にある", "This is because…"),
+    or the one right before it when the best one starts from it ("このため…", "As a result, …"). Both
+    in the same passage and under the same label, with nothing but white space between."""
+    same = [s for s in sentences if s.passage == best.passage and s.label == best.label and not s.instruction]
+    if RESULT_START.match(best.text):
+        return next((s for s in same if 0 <= best.start - s.end <= ADJACENT_CHARS), None)
+    if GIVES_REASON.search(best.text):
+        return None
+    after = next((s for s in same if 0 <= s.start - best.end <= ADJACENT_CHARS), None)
+    return after if after is not None and GIVES_REASON.search(after.text) else None
 
 
 _TIME_RE = re.compile(r"今|現在|最新|いつ|現状|目下|最近|current|now\b|latest|status|today|recent|as of|still", re.IGNORECASE)

@@ -1,0 +1,36 @@
+"""Why-questions: the sentence beside the best one that gives its reason is quoted with it."""
+
+from __future__ import annotations
+
+from assistant.answering.extractive import SentenceScorer, select
+from assistant.types import Passage
+
+MEMO = ("市立図書館の利用者は前年より2割減った。駅前に大型の民間学習施設が開業したことが背景にある。"
+        "図書館は来年度から開館時間を延ばす。")
+PLANT = ("第二工場では設備の更新が半年遅れていた。このため、今年の生産量は前年を下回った。"
+         "来年は新しい生産ラインが稼働する。")
+
+
+def _quotes(embedder: object, question: str, text: str) -> list[str]:
+    passage = Passage(rank=1, score=1.0, chunk_id="c", doc_id="d", title="", section="", page=None, source="",
+                      text=text, language="ja")
+    return [s.text for s in select(SentenceScorer(embedder).score(question, [passage]))]
+
+
+def test_the_cause_stated_after_the_fact_is_quoted_with_it(embedder: object) -> None:
+    quotes = _quotes(embedder, "なぜ図書館の利用者は減ったのですか？", MEMO)
+    assert any("利用者は前年より2割減った" in q for q in quotes), quotes
+    assert any("背景にある" in q for q in quotes), quotes
+
+
+def test_the_cause_a_result_starts_from_is_quoted_with_it(embedder: object) -> None:
+    quotes = _quotes(embedder, "今年の生産量が前年を下回ったのはどうしてですか。", PLANT)
+    assert any(q.startswith("このため") for q in quotes), quotes
+    assert any("設備の更新が半年遅れていた" in q for q in quotes), quotes
+    assert not any("新しい生産ライン" in q for q in quotes), quotes
+
+
+def test_other_questions_quote_no_neighbour_for_its_own_sake(embedder: object) -> None:
+    quotes = _quotes(embedder, "図書館の利用者は前年よりどれだけ減りましたか。", MEMO)
+    assert quotes and "2割減った" in quotes[0]
+    assert not any("背景にある" in q for q in quotes), quotes
