@@ -34,3 +34,20 @@ def test_other_questions_quote_no_neighbour_for_its_own_sake(embedder: object) -
     quotes = _quotes(embedder, "図書館の利用者は前年よりどれだけ減りましたか。", MEMO)
     assert quotes and "2割減った" in quotes[0]
     assert not any("背景にある" in q for q in quotes), quotes
+
+
+BYLINE_MEMO = ("作成：エネルギー調査室　佐藤 美咲\n\n政府は2025年2月に第7次エネルギー基本計画を閣議決定した。"
+               "再稼働した原子炉は14基にとどまる。")
+
+
+def test_a_question_about_the_author_meets_the_byline(embedder: object) -> None:
+    from assistant.answering.chain import make_pipeline
+    from assistant.settings import Settings
+    from tests.test_answering import assert_valid, briefing_passages, make_retrieve
+
+    pipe = make_pipeline(Settings(llm="extractive"), embedder, make_retrieve(embedder, briefing_passages([BYLINE_MEMO])))
+    for question in ("このメモを書いたのは誰ですか。", "このメモの執筆者は？", "Who wrote this memo?"):
+        a = pipe.ask(question)
+        assert not a.refused, (question, a.refusal_reason)
+        assert_valid(a)
+        assert any("佐藤 美咲" in c.quote for c in a.citations), (question, a.answer)

@@ -68,10 +68,13 @@ INSTRUCTION_RE = re.compile(
     re.IGNORECASE,
 )
 _STOP_EN = frozenset(
-    ["a", "an", "the", "of", "to", "in", "on", "at", "for", "by", "with", "from", "and", "or", "is", "are", "was", "were", "be", "been", "being", "do", "does", "did", "what", "when", "who", "whom", "whose", "which", "where", "why", "how", "many", "much", "long", "that", "this", "these", "those", "it", "its", "they", "them", "their", "he", "she", "his", "her", "as", "about", "into", "than", "there", "has", "have", "had", "will", "would", "can", "could", "should", "not", "no", "yes", "say", "said", "says", "according", "document", "documents"]
+    ["a", "an", "the", "of", "to", "in", "on", "at", "for", "by", "with", "from", "and", "or", "is", "are", "was", "were", "be", "been", "being", "do", "does", "did", "what", "when", "who", "whom", "whose", "which", "where", "why", "how", "many", "much", "long", "that", "this", "these", "those", "it", "its", "they", "them", "their", "he", "she", "his", "her", "as", "about", "into", "than", "there", "has", "have", "had", "will", "would", "can", "could", "should", "not", "no", "yes", "say", "said", "says", "according", "document", "documents",
+     "memo", "report", "briefing"]
 )
 _STOP_JA = frozenset(
-    ["何", "いつ", "誰", "だれ", "どこ", "どの", "どう", "どれ", "なぜ", "どのくらい", "くらい", "ぐらい", "どれくらい", "する", "した", "して", "いる", "いた", "ある", "あっ", "れる", "られ", "れ", "られる", "こと", "もの", "ため", "よう", "の", "は", "が", "を", "に", "で", "と", "も", "か", "へ", "や", "な", "だ", "です", "ます", "ましたか", "たか", "ですか", "か。", "？", "。", "、", "について", "とは", "という", "文書", "資料", "為る", "居る", "有る", "言う", "其の", "此の", "何処", "何時", "何故", "如何", "どんな", "幾つ", "事", "物"]
+    ["何", "いつ", "誰", "だれ", "どこ", "どの", "どう", "どれ", "なぜ", "どのくらい", "くらい", "ぐらい", "どれくらい", "する", "した", "して", "いる", "いた", "ある", "あっ", "れる", "られ", "れ", "られる", "こと", "もの", "ため", "よう", "の", "は", "が", "を", "に", "で", "と", "も", "か", "へ", "や", "な", "だ", "です", "ます", "ましたか", "たか", "ですか", "か。", "？", "。", "、", "について", "とは", "という", "文書", "資料", "為る", "居る", "有る", "言う", "其の", "此の",
+     # Words by which a question names the document itself ("このメモの要点", "この報告書では").
+     "メモ", "レポート", "報告書", "本稿", "ブリーフィング", "何処", "何時", "何故", "如何", "どんな", "幾つ", "事", "物"]
 )
 
 
@@ -120,11 +123,18 @@ class Evidence:
 
 
 def content_tokens(text: str) -> set[str]:
-    """Keyword tokens of a question or sentence without particles, question words and punctuation."""
+    """Keyword tokens of a question or sentence without particles, question words and punctuation;
+    words for an author bring `text.roles.AUTHOR_TOKEN` instead."""
     from assistant.keyword.tokenize import Analysis, tokenize
     from assistant.text.normalize import search_form
 
+    from assistant.text.roles import AUTHOR_TOKEN, AUTHOR_WORDS
+
     out = set()
+    if AUTHOR_WORDS.search(text):
+        # "書いた人" stands for the author: its verb would ask for a sentence that says "書く".
+        out.add(AUTHOR_TOKEN)
+        text = AUTHOR_WORDS.sub(" ", text)
     for tok in tokenize(search_form(text).text, Analysis(bigrams=False)):
         t = tok.strip().lower()
         if not t or t in _STOP_EN or t in _STOP_JA or re.fullmatch(r"[\W_]+", t):

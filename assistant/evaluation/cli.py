@@ -144,7 +144,8 @@ def build_result(records: list[dict[str, Any]], ks: Sequence[int], meta: dict[st
 def print_summary(result: dict[str, Any]) -> None:
     allm = result["metrics"]["all"]
     keys = ["retrieval_r@1", "retrieval_r@5", "retrieval_mrr@10", "citation_validity", "evidence_recall",
-            "citation_precision", "grounded_share", "refusal_accuracy", "false_refusal_rate", "pointer_recall", "language_match",
+            "citation_precision", "grounded_share", "refusal_accuracy", "false_refusal_rate", "pointer_recall", "evidence_reach",
+            "language_match",
             "answer_containment", "p50_ms", "p95_ms"]
     for k in keys:
         if k in allm:

@@ -189,6 +189,8 @@ def score_answer(q: Question, a: Answer, retrieved: Sequence[Passage] | None, ks
             rec["evidence_recall"] = float(any(_cited_relevant(q, c, cited_text[c.n], doc_map) for c in a.citations))
         else:
             rec["evidence_recall"] = m.evidence_recall(list(cited_text.values()), q.evidence)
+        # Where the reader is led: to the evidence by the answer's citations or by a refusal's pointers.
+        rec["evidence_reach"] = rec["pointer_recall"] if a.refused else rec["evidence_recall"]
         if rec["evidence_recall"] < 1.0 and not a.refused:
             fails.append("evidence: gold evidence not in a cited passage")
     if not a.refused and checker is not None:
@@ -281,6 +283,7 @@ def aggregate(records: Sequence[dict[str, Any]], ks: Sequence[int] = (1, 5, 10))
     out["citation_validity"] = m.mean(float(r["citation_valid"]) for r in said if "citation_valid" in r)
     out["evidence_recall"] = m.mean(r.get("evidence_recall") for r in ans)
     out["pointer_recall"] = m.mean(r.get("pointer_recall") for r in ans)
+    out["evidence_reach"] = m.mean(r.get("evidence_reach") for r in ans)
     out["citation_precision"] = m.mean(r.get("citation_precision") for r in said)
     checked = sum(r.get("sentences_checked", 0) for r in said)
     out["grounded_share"] = (sum(r.get("sentences_supported", 0) for r in said) / checked) if checked else None
