@@ -50,3 +50,36 @@ def test_the_author_is_quoted_from_the_byline(assistant, question: str) -> None:
     assert any("佐藤 美咲" in c.quote for c in a.citations), a.answer
     for c in a.citations:
         assert c.text[c.start:c.end] == c.quote
+
+
+REPORT = ("北海電機　2025年度第2四半期決算の概要\n\n2025年11月5日\n経営企画部 IR担当\n\n業績の概要\n"
+          "北海電機の第2四半期の売上高は前年同期比8%増の1,250億円となった。営業利益は同15%増の96億円だった。\n")
+
+
+def test_a_text_file_is_titled_by_its_first_line_and_its_lines_stay_apart(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from assistant.loaders import load_document
+    from assistant.text.normalize import build_display
+
+    path = tmp_path / "results.txt"
+    path.write_text(REPORT, encoding="utf-8")
+    loaded = load_document(path, 10_000_000)
+    assert loaded.meta.title == "北海電機 2025年度第2四半期決算の概要"
+    text = build_display(loaded.blocks).text
+    assert "2025年11月5日\n\n経営企画部 IR担当" in text
+    assert "業績の概要\n\n北海電機の第2四半期" in text  # the heading is not glued to its paragraph
+
+
+def test_short_lines_count_only_when_they_share_something_with_the_question(embedder: object) -> None:
+    from assistant.answering.extractive import SentenceScorer
+    from assistant.types import Passage
+
+    text = "北海電機　2025年度第2四半期決算の概要\n\n2025年11月5日\n\n経営企画部 IR担当\n\n営業利益は同15%増の96億円だった。"
+    passage = Passage(rank=1, score=1.0, chunk_id="c", doc_id="d", title="北海電機 2025年度第2四半期決算の概要",
+                      section="北海電機 2025年度第2四半期決算の概要", page=None, source="", text=text, language="ja")
+    scorer = SentenceScorer(embedder)
+    unrelated = [s.text for s in scorer.score("純利益はいくらでしたか。", [passage]).sentences]
+    assert unrelated == ["営業利益は同15%増の96億円だった。"]  # neither the title nor the bare lines
+    dated = [s.text for s in scorer.score("この資料はいつ出されましたか？", [passage]).sentences]
+    assert "2025年11月5日" in dated  # it gives the date asked for
+    by = [s.text for s in scorer.score("IR担当の部署はどこですか", [passage]).sentences]
+    assert "経営企画部 IR担当" in by

@@ -168,6 +168,34 @@ def test_blocks_from_plain_text_lists_tables_and_titles() -> None:
     assert build_display(blocks[2:3]).text == "- first item that wraps onto a second line"
 
 
+def test_a_heading_above_a_one_line_paragraph_and_lines_set_one_by_one() -> None:
+    text = (
+        "北海電機 決算の概要\n"
+        "\n"
+        "2025年11月5日\n"
+        "経営企画部 IR担当\n"
+        "\n"
+        "業績の概要\n"
+        "売上高は前年同期比8%増の1,250億円となった。データセンター向けの変圧器の受注が好調で、産業機器部門が全体をけん引した。\n"
+        "\n"
+        "本日の会議では、\n"
+        "来年度の予算について\n"
+        "議論しました。\n"
+    )
+    blocks = blocks_from_plain_text(text, set_lines=True)
+    assert [(b.kind, b.text) for b in blocks][:5] == [
+        ("heading", "北海電機 決算の概要"),
+        ("paragraph", "2025年11月5日"),
+        ("paragraph", "経営企画部 IR担当"),
+        ("heading", "業績の概要"),
+        ("paragraph", text.split("\n")[6]),
+    ]
+    # A sentence wrapped by hand ends one of its lines: it is still joined.
+    assert build_display(blocks[5:]).text == "本日の会議では、来年度の予算について議論しました。"
+    # Without `set_lines` (a PDF page's extraction), short lines are joined as before.
+    assert [b.text for b in blocks_from_plain_text(text)][1] == "2025年11月5日\n経営企画部 IR担当"
+
+
 def test_search_form_nfkc_with_offsets() -> None:
     display = "㍻ｶﾞＮＡＴＯ①（か\u3099）"
     form = search_form(display)

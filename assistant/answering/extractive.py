@@ -257,14 +257,16 @@ class SentenceScorer:
             headers = table_headers(p.text)
             # A heading that is a field ("研究分野：マクロ経済全般…") states a value: it is quoted like a
             # sentence when the question names its label ("研究分野は何ですか").
-            headings = {h.strip() for h in (p.section, p.title) if h and h.strip()
+            headings = {plain(h) for h in (p.section, p.title) if h and h.strip()
                         and not (is_field(h) and self.names_label(field_label(h), q_tokens, renderings, glosses))}
-            headings |= headers
+            headings |= {plain(h) for h in headers}
             for s, e in split_sentences(p.text):
                 s, e = _trim(p.text, s, e)
-                if e - s >= MIN_SENTENCE_CHARS and p.text[s:e].strip() not in headings:
+                if e - s >= MIN_SENTENCE_CHARS and plain(p.text[s:e]) not in headings:
                     spans.append((i, s, e, p.text[s:e]))
-                    contexts.append(item_context(p.text, s, p.section, headers))
+                    context = item_context(p.text, s, p.section, headers)
+                    # Lines under the document's own title (a date, a byline) are no list's items.
+                    contexts.append("" if p.title and plain(context) == plain(p.title) else context)
         wanted = answertype.asked_types(question)
         scored: list[Scored] = []
         if spans:
@@ -278,6 +280,12 @@ class SentenceScorer:
                 kw = overlap(q_tokens, self.tokens(full))
                 rendered = rendered_overlap(renderings, full, glosses)
                 bonus = ENTITY_BONUS if any(answertype.supplies(t, text, question) for t in wanted) else 0.0
+                if not named.get(c) and not (kw or rendered or bonus) and len(text) <= SHORT_FRAGMENT_CHARS \
+                        and not text.endswith(_SENTENCE_ENDS) and whole_line(top[i].text, s, e):
+                    # A short line that is no sentence ("経営企画部 IR担当", "2025年11月5日", an item of a list
+                    # the question does not name) and shares nothing with the question: e5 rates such
+                    # short texts close to almost any question, so it would only pass for evidence.
+                    continue
                 instruction = bool(INSTRUCTION_RE.search(text))
                 score = float(d) + KEYWORD_WEIGHT * max(kw, rendered) + bonus - 0.002 * i
                 scored.append(Scored(i, s, e, text, float(d), kw, bonus, instruction, score, rendered, c,
@@ -356,6 +364,8 @@ _BULLETS = "•・-*●○■□◆◇"
 _ITEM = re.compile(f"[{re.escape(_BULLETS)}]" r"|[0-9０-９]{1,2}[.)．）](?![0-9０-９])|[（(][0-9０-９]{1,2}[)）]|[①-⑳]")
 MAX_LABEL_CHARS = 30
 MAX_FRAGMENT_CHARS = 80
+# Lines no longer than this that end no sentence are read only when they share something with the question.
+SHORT_FRAGMENT_CHARS = 24
 _SENTENCE_ENDS = ("。", ".", "！", "？", "!", "?")
 
 
@@ -374,6 +384,18 @@ def is_field(line: str) -> bool:
     "Chapter 2"): it then holds a value and can answer a question. A clock time ("10:30") is no field."""
     m = _FIELD.fullmatch(line.strip())
     return m is not None and not m.group(1)[-1].isdigit() and len(m.group(2).strip()) >= 2
+
+
+def whole_line(text: str, start: int, end: int) -> bool:
+    """Whether `text[start:end]` is a line of its own, not a piece of running text."""
+    before, after = text[:start].rstrip(" \t\u3000"), text[end:].lstrip(" \t\u3000")
+    return (not before or before.endswith("\n")) and (not after or after.startswith("\n"))
+
+
+def plain(text: str) -> str:
+    """Text with its runs of white space, the ideographic space included, made one space: how a section
+    heading is stored ("北海電機 決算の概要") against how it stands in the text ("北海電機　決算の概要")."""
+    return " ".join(text.split())
 
 
 def item_context(text: str, start: int, section: str = "", headers: set[str] | None = None) -> str:

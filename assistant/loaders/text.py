@@ -6,7 +6,7 @@ from pathlib import Path
 
 from assistant.loaders.base import LoadOptions, assign_sections, drop_empty
 from assistant.loaders.encoding import decode_text
-from assistant.types import LoadedDocument
+from assistant.types import DocMeta, LoadedDocument
 
 SUFFIXES = {".txt"}
 
@@ -21,5 +21,7 @@ def load(path: Path, opts: LoadOptions) -> LoadedDocument:
     from assistant.text.normalize import blocks_from_plain_text
 
     text, warnings = read_text(path)
-    blocks = assign_sections(drop_empty(blocks_from_plain_text(text)))
-    return LoadedDocument(blocks=blocks, warnings=warnings)
+    blocks = assign_sections(drop_empty(blocks_from_plain_text(text, set_lines=True)))
+    # A text file's title is its first line when that line stands alone as a heading (a sidecar's wins).
+    title = " ".join(blocks[0].text.split()) if blocks and blocks[0].kind == "heading" else ""
+    return LoadedDocument(blocks=blocks, meta=DocMeta(title=title), warnings=warnings)

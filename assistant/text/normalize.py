@@ -16,7 +16,7 @@ from functools import lru_cache
 
 from assistant.types import Block, BlockKind
 
-NORMALIZER_VERSION = "1"
+NORMALIZER_VERSION = "2"
 
 # CJK radical supplement forms NFKC leaves alone (only ⺟ and ⻳ decompose); each stands for a
 # whole character in extracted text, so map it to that character.
@@ -311,29 +311,38 @@ def _heading_like(line: str) -> bool:
     )
 
 
-def _paragraph_blocks(lines: list[str]) -> list[Block]:
+def _paragraph_blocks(lines: list[str], doc_width: int = 0) -> list[Block]:
     if len(lines) == 1 and _heading_like(lines[0]):
         return [Block(lines[0].strip(), "heading")]
-    rest = [len(line.strip()) for line in lines[1:]]
+    sizes = [len(line.strip()) for line in lines]
+    # Short lines, none ending a sentence, far from the document's column edge: lines set one by one
+    # (a date above a byline, an address), not a sentence wrapped. A sentence wrapped by hand ends one
+    # of its lines, and a wrapped paragraph reaches the edge.
+    if len(lines) >= 2 and not any(ends_sentence(line) for line in lines) and max(sizes) < 0.5 * doc_width:
+        return [Block(line.strip(), "paragraph") for line in lines]
+    rest = sizes[1:]
     # A short title line directly above its text ("はじめに" then the paragraph).
-    if len(lines) > 2 and _heading_like(lines[0]) and len(lines[0].strip()) <= 40 and (
+    if len(lines) >= 2 and _heading_like(lines[0]) and len(lines[0].strip()) <= 40 and (
         len(lines[0].strip()) < 0.5 * max(rest)
     ):
         return [Block(lines[0].strip(), "heading"), Block("\n".join(lines[1:]), "paragraph")]
     return [Block("\n".join(lines), "paragraph")]
 
 
-def blocks_from_plain_text(text: str) -> list[Block]:
-    """Split plain text into paragraph, bullet, table-row and heading blocks (lines kept raw)."""
+def blocks_from_plain_text(text: str, set_lines: bool = False) -> list[Block]:
+    """Split plain text into paragraph, bullet, table-row and heading blocks (lines kept raw).
+    `set_lines`: the text is a whole document as written (a text file, not a PDF page's extraction or a
+    Markdown paragraph), so a run of short lines that ends no sentence is read as lines set one by one."""
     blocks: list[Block] = []
     lines: list[str] = []
     kind: BlockKind = "paragraph"
     marker_indent = text_column = 0
+    doc_width = max((len(line.strip()) for line in text.splitlines()), default=0) if set_lines else 0
 
     def flush() -> None:
         if lines:
             joined = "\n".join(lines)
-            blocks.extend(_paragraph_blocks(lines) if kind == "paragraph" else [Block(joined, kind)])
+            blocks.extend(_paragraph_blocks(lines, doc_width) if kind == "paragraph" else [Block(joined, kind)])
             lines.clear()
 
     for raw in text.splitlines():
