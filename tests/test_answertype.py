@@ -190,3 +190,14 @@ def test_a_quote_naming_no_year_does_not_veto_the_year_asked() -> None:
     assert veto("1989年に何が崩壊しましたか。", ["1991年、ソ連が崩壊した。"]) == "year 1989"
     # Not a year: part of a longer figure.
     assert veto("予算12030億円の内訳は？", ["2025年度の予算は1兆円。"]) is None
+
+
+def test_the_sentence_after_the_best_gives_the_amount_asked_for(embedder: object) -> None:
+    memo = ("人手不足を背景に、国内工場の自動化投資を前倒しする。2027年度までに300億円を投じ、生産性を2割高める計画だ。"
+            "また、欧州での販売網の拡大に向け、現地の販売会社の買収を検討している。")
+    pipe = make_pipeline(Settings(llm="extractive"), embedder, make_retrieve(embedder, briefing_passages([memo])))
+    a = pipe.ask("工場の自動化にいくら投資しますか。")
+    assert not a.refused, a.refusal_reason
+    assert any("300億円" in c.quote for c in a.citations), a.answer
+    assert not any("欧州" in c.quote for c in a.citations), a.answer
+    assert_valid(a)
