@@ -207,14 +207,18 @@ class Retriever:
 
     def _renderings(self, question: str) -> list[tuple[str, ...]]:
         """The question's words in the other language (`Lexicon.render`), so that keyword search
-        reaches documents written in either; for a question about the author, the words of bylines
-        (`text.roles`)."""
+        reaches documents written in either; a Japanese question's katakana words with their kanji
+        synonyms; for a question about the author, the words of bylines (`text.roles`)."""
         from assistant.text.roles import BYLINE_WORDS, asks_author
 
-        groups = [BYLINE_WORDS] if asks_author(question) else []
+        groups: list[tuple[str, ...]] = [BYLINE_WORDS] if asks_author(question) else []
         if self.lexicon is None:
             return groups
-        return [*(r.renderings for r in self.lexicon.render(question, detect_language(question))), *groups]
+        lang = detect_language(question)
+        if lang == "ja":
+            # A katakana word also finds the kanji one a text uses for it (ヨーロッパ: 欧州).
+            groups.extend(self.lexicon.synonym_groups(question))
+        return [*(r.renderings for r in self.lexicon.render(question, lang)), *groups]
 
     def search(self, question: str, top_k: int = 5, allowed: set[str] | None = None, mode: Mode = "hybrid",
                timings: dict[str, float] | None = None) -> list[Passage]:

@@ -174,3 +174,28 @@ def test_an_english_answer_carries_dictionary_glosses_of_its_japanese_quotes(tmp
     assert "Dictionary glosses" in page and "territory" in page
     japanese = a.ask("ゼレンスキー氏は領土について何と言っていますか")
     assert japanese.citations and not any(c.glosses for c in japanese.citations)
+
+
+def test_a_katakana_word_stands_for_its_kanji_synonym(lexicon: Lexicon) -> None:
+    assert lexicon.kanji_synonym("ヨーロッパ") == "欧州"
+    assert lexicon.kanji_synonym("アメリカ") == "米国"
+    assert lexicon.kanji_synonym("スペシャリスト") == "専門家"
+    # Names and words without a kanji twin stay themselves; kanji words are never mapped.
+    assert lexicon.kanji_synonym("トランプ") is None
+    assert lexicon.kanji_synonym("ウクライナ") is None
+    assert lexicon.kanji_synonym("欧州") is None
+    assert lexicon.synonym_groups("ヨーロッパでは何をしようとしていますか。") == [("ヨーロッパ", "欧州")]
+
+
+def test_a_katakana_question_word_meets_the_kanji_word_of_a_sentence(lexicon: Lexicon, embedder: object) -> None:
+    from assistant.answering.extractive import SentenceScorer
+    from assistant.types import Passage
+
+    text = "北海電機は欧州での販売網の拡大に向け、現地の販売会社の買収を検討している。国内では工場の自動化を進める。"
+    passage = Passage(rank=1, score=1.0, chunk_id="c", doc_id="d", title="", section="", page=None, source="",
+                      text=text, language="ja")
+    question = "ヨーロッパで何をしようとしていますか。"
+    with_list = SentenceScorer(embedder, lexicon=lexicon).score(question, [passage]).ranked()[0]
+    without = SentenceScorer(embedder).score(question, [passage]).ranked()[0]
+    assert "欧州" in with_list.text and with_list.keyword == 1.0
+    assert without.keyword == 0.0

@@ -158,7 +158,7 @@ def _embed_cached(embedder: Any, texts: list[str], path: Path, passages: bool) -
     return vecs
 
 
-def collect(datasets: Path, embedder: Any, cache: Path) -> list[Example]:
+def collect(datasets: Path, embedder: Any, cache: Path, lexicon: Any = None) -> list[Example]:
     """Runs every question against the in-memory index and computes the refusal features."""
     from assistant.text.chunking import split_sentences
 
@@ -174,7 +174,9 @@ def collect(datasets: Path, embedder: Any, cache: Path) -> list[Example]:
     title_of = {r["pid"]: r["title"] for r in rows}
 
     index = MemoryIndex(rows, _embed_cached(embedder, [r["text"] for r in rows], cache / "passages.npy", True))
-    scorer = SentenceScorer(embedder)
+    # Scored as the answerer scores: with the word list, whose renderings weigh English questions'
+    # sentences and whose kanji synonyms join a question's katakana words to a text's kanji ones.
+    scorer = SentenceScorer(embedder, lexicon=lexicon)
     sentences: list[str] = []
     for r in rows:
         for s, e in split_sentences(r["text"]):
@@ -309,8 +311,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     from assistant.settings import Settings, apply_offline_env
 
     apply_offline_env()
-    embedder = load_embedder(Settings())
-    examples = collect(args.datasets, embedder, args.cache)
+    settings = Settings()
+    embedder = load_embedder(settings)
+    from assistant.text.lexicon import load_lexicon
+
+    lexicon = load_lexicon(str(settings.model_dir))
+    if lexicon is None:
+        raise SystemExit("no English-Japanese word list: run the README's set-up (assistant build-model) first")
+    examples = collect(args.datasets, embedder, args.cache, lexicon)
     fit_part, held_out = split(examples)
     rule = fit(fit_part)
     held = measure(rule, held_out)

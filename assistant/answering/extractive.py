@@ -200,9 +200,13 @@ class SentenceScorer:
         return vec
 
     def tokens(self, text: str) -> set[str]:
+        """`content_tokens`, a katakana word standing for its kanji synonym (`Lexicon.kanji_synonym`):
+        "ヨーロッパ" in a question meets "欧州" in a sentence."""
         toks = self._tokens.get(text)
         if toks is None:
             toks = content_tokens(text)
+            if self.lexicon is not None:
+                toks = {self.lexicon.kanji_synonym(t) or t for t in toks}
             self._tokens[text] = toks
             if len(self._tokens) > self.cache_size:
                 self._tokens.popitem(last=False)

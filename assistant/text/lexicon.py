@@ -40,6 +40,7 @@ _LESS_COMMON = frozenset({"news2", "ichi2", "spec2", "gai2"})
 _PAREN = re.compile(r"\s*\([^)]*\)\s*")
 _WORD = re.compile(r"[a-z][a-z0-9'\-]*")
 _KATAKANA = re.compile(r"[\u30a1-\u30fa\u30fc]")
+_ALL_KATAKANA = re.compile(r"[\u30a1-\u30fa\u30fc]{2,}")
 _KANJI = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff々]")
 # Question words, auxiliaries and other words whose Japanese rendering is grammar, not topic.
 STOP = frozenset(
@@ -290,6 +291,28 @@ class Lexicon:
         """English glosses of a Japanese written form, best first."""
         rows = self._db().execute("SELECT en FROM ja_en WHERE ja = ? ORDER BY rank LIMIT ?", (word, PER_KEY)).fetchall()
         return tuple(r[0] for r in rows)
+
+    @lru_cache(maxsize=20_000)  # noqa: B019
+    def kanji_synonym(self, word: str) -> str | None:
+        """The kanji word a katakana word stands for, when both have the same first English gloss and each
+        is the other's rendering of it: ヨーロッパ -> 欧州, アメリカ -> 米国, スペシャリスト -> 専門家. A user
+        writes the loanword; a briefing, the kanji. None for any other word."""
+        if not _ALL_KATAKANA.fullmatch(word):
+            return None
+        first = self.lookup_ja(word)[:1]
+        if not first:
+            return None
+        for ja in self.lookup(first[0].lower()):
+            if ja != word and _KANJI.search(ja) and not _KATAKANA.search(ja) and self.lookup_ja(ja)[:1] == first:
+                return ja
+        return None
+
+    def synonym_groups(self, question: str) -> list[tuple[str, str]]:
+        """(katakana word, its kanji synonym) for the content words of a Japanese question."""
+        from assistant.text.normalize import normalize_query
+
+        words = {r.word for r in self.translate_ja(normalize_query(question))}
+        return [(w, k) for w in sorted(words) if (k := self.kanji_synonym(w))]
 
     def render(self, question: str, lang: str) -> tuple[Rendering, ...]:
         """The question's words in the other language: an English question's Japanese renderings
