@@ -201,3 +201,10 @@ def test_the_sentence_after_the_best_gives_the_amount_asked_for(embedder: object
     assert any("300億円" in c.quote for c in a.citations), a.answer
     assert not any("欧州" in c.quote for c in a.citations), a.answer
     assert_valid(a)
+
+
+def test_an_exchange_rate_is_a_price_not_a_share() -> None:
+    q = "What exchange rate does the company assume?"
+    assert supplies("number", "為替の前提は1ドル=145円とした。", q)
+    # An interest rate is still a percentage.
+    assert not supplies("number", "政策金利の決定は2027年度に持ち越した。", "What interest rate has the central bank set?")

@@ -135,7 +135,7 @@ def asked_counter(question: str) -> str | None:
 
 # A proportion is asked for: only a percentage, a ratio or a share answers it.
 _ASK_PROPORTION = re.compile(r"割合|比率|税率|金利|利率|何割|何パーセント|何%|何\s*%|percentage|\bshare\b|proportion|fraction|"
-                             r"\brate\b", re.IGNORECASE)
+                             r"(?<!exchange )\brate\b", re.IGNORECASE)
 _PROPORTION = re.compile(_NUM + r"\s*(?:%|パーセント|割)|" + _NUM + r"\s*分の\s*" + _NUM + r"|半数|半分|[0-9]+\s*percent",
                          re.IGNORECASE)
 _PEOPLE = re.compile(r"[ァ-ヴ][ァ-ヴー]+人")
