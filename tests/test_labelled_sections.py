@@ -82,3 +82,14 @@ def test_a_question_that_names_no_label_keeps_its_passages(assistant) -> None:  
     question = "半導体の輸出は回復していますか"
     assert [p.chunk_id for p in assistant.ask(question).passages] == [
         p.chunk_id for p in assistant.retrieve(question, 2)]
+
+
+def test_a_question_about_a_named_list_is_answered_by_its_items(assistant) -> None:  # type: ignore[no-untyped-def]
+    a = assistant.ask("一覧にある韓国の主張を教えてください。")
+    assert not a.refused, a.refusal_reason
+    assert a.citations and all(c.section == "韓国" for c in a.citations), a.answer
+    # The structure answers what the list holds, not a figure it does not give, nor a party it lacks.
+    figure = assistant.ask("一覧にある韓国の成長率は何％ですか。")
+    assert figure.refused, figure.answer
+    absent = assistant.ask("一覧にあるインドの主張を教えてください。")
+    assert absent.refused, absent.answer
