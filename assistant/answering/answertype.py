@@ -169,7 +169,7 @@ def supplies(kind: str, sentence: str, question: str) -> bool:
         return any(m.group(0) not in q for m in _DATE.finditer(s))
     if kind == "place" and has_japanese(s):
         return any(fold(p) not in q for p in proper_names(sentence, "地名"))
-    if has_japanese(s) and any(fold(p) not in q for p in proper_names(sentence, "人名")):
+    if kind == "name" and has_japanese(s) and any(fold(p) not in q for p in proper_names(sentence, "人名")):
         return True
     # Names keep their case: a capital letter is part of what marks a Latin name.
     return any(fold(m.group(0)) not in q for m in _NAME.finditer(unicodedata.normalize("NFKC", sentence)))

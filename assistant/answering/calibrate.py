@@ -309,12 +309,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from assistant.embedding import load_embedder
     from assistant.settings import Settings, apply_offline_env
+    from assistant.text.lexicon import load_lexicon
 
     apply_offline_env()
     settings = Settings()
     embedder = load_embedder(settings)
-    from assistant.text.lexicon import load_lexicon
-
     lexicon = load_lexicon(str(settings.model_dir))
     if lexicon is None:
         raise SystemExit("no English-Japanese word list: run the README's set-up (assistant build-model) first")

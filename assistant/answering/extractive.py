@@ -128,7 +128,6 @@ def content_tokens(text: str) -> set[str]:
     words for an author bring `text.roles.AUTHOR_TOKEN` instead."""
     from assistant.keyword.tokenize import Analysis, tokenize
     from assistant.text.normalize import search_form
-
     from assistant.text.roles import AUTHOR_TOKEN, AUTHOR_WORDS
 
     out = set()
@@ -486,8 +485,7 @@ def select(evidence: Evidence) -> list[Scored]:
         # The question asks for a date or a number the best sentence does not give: a sentence nearly as
         # close that gives one answers it (the answer is refused when no quote gives one).
         given = next((s for s in ranked[1:] if s.bonus and (s.score >= best.score - DETAIL_MARGIN or (
-            s.score >= best.score - NEXT_DETAIL_MARGIN and s.passage == best.passage and s.label == best.label
-            and 0 <= s.start - best.end <= ADJACENT_CHARS))), None)
+            s.score >= best.score - NEXT_DETAIL_MARGIN and follows(best, s)))), None)
         if given is not None and not repeats(given):
             chosen.append(given)
     if evidence.why:
@@ -508,13 +506,19 @@ def reason_beside(best: Scored, sentences: Sequence[Scored]) -> Scored | None:
     does not: the one right after it when that one names a cause ("…が背景にある", "This is because…"),
     or the one right before it when the best one starts from it ("このため…", "As a result, …"). Both
     in the same passage and under the same label, with nothing but white space between."""
-    same = [s for s in sentences if s.passage == best.passage and s.label == best.label and not s.instruction]
+    usable = [s for s in sentences if not s.instruction]
     if RESULT_START.match(best.text):
-        return next((s for s in same if 0 <= best.start - s.end <= ADJACENT_CHARS), None)
+        return next((s for s in usable if follows(s, best)), None)
     if GIVES_REASON.search(best.text):
         return None
-    after = next((s for s in same if 0 <= s.start - best.end <= ADJACENT_CHARS), None)
+    after = next((s for s in usable if follows(best, s)), None)
     return after if after is not None and GIVES_REASON.search(after.text) else None
+
+
+def follows(first: Scored, second: Scored) -> bool:
+    """Whether `second` comes right after `first`: same passage, same label, only white space between."""
+    return (second.passage == first.passage and second.label == first.label
+            and 0 <= second.start - first.end <= ADJACENT_CHARS)
 
 
 _TIME_RE = re.compile(r"今|現在|最新|いつ|現状|目下|最近|current|now\b|latest|status|today|recent|as of|still", re.IGNORECASE)
