@@ -88,8 +88,26 @@ def test_a_question_about_a_named_list_is_answered_by_its_items(assistant) -> No
     a = assistant.ask("一覧にある韓国の主張を教えてください。")
     assert not a.refused, a.refusal_reason
     assert a.citations and all(c.section == "韓国" for c in a.citations), a.answer
+    # Every item of the list: each is a part of what it holds.
+    assert {c.quote for c in a.citations} == {"規制の段階的な撤廃と優遇対象国への復帰", "技術協力の枠組みの拡大"}, a.answer
     # The structure answers what the list holds, not a figure it does not give, nor a party it lacks.
     figure = assistant.ask("一覧にある韓国の成長率は何％ですか。")
     assert figure.refused, figure.answer
     absent = assistant.ask("一覧にあるインドの主張を教えてください。")
     assert absent.refused, absent.answer
+
+
+def test_every_item_of_the_named_list_is_quoted(embedder: object) -> None:
+    from assistant.answering.extractive import SentenceScorer, select
+    from assistant.types import Passage
+
+    text = ("主張\n\nロシア\n• クリミアとドネツィク・ルハンシク州の割譲、ヘルソン・ザポリージャ州での戦闘停止\n"
+            "• ウクライナへのNATO軍派遣を含むいかなるシナリオも明確に拒否\n\n"
+            "米国\n• 現在の前線を踏まえた領土交換の可能性についても議論すべき\n• ウクライナの安全保障への関与は限定的")
+    passage = Passage(rank=1, score=1.0, chunk_id="c", doc_id="d", title="和平交渉の現状", section="主張", page=None,
+                      source="", text=text, language="ja")
+    chosen = select(SentenceScorer(embedder).score("主張の表にあるロシアの要求を教えてください。", [passage]))
+    assert [s.label for s in chosen] == ["ロシア", "ロシア"], [s.text for s in chosen]
+    # An aspect the question names leaves out the items about another one.
+    chosen = select(SentenceScorer(embedder).score("主張の表で、米国は領土についてどう主張していますか。", [passage]))
+    assert [s.text for s in chosen] == ["現在の前線を踏まえた領土交換の可能性についても議論すべき"], [s.text for s in chosen]

@@ -481,6 +481,16 @@ def select(evidence: Evidence) -> list[Scored]:
         top = next((s for s in ranked if s.label == label and not repeats(s)), None)
         if top is not None and (len(asked) >= 2 or top.score >= best.score - MANY_MARGIN):
             chosen.append(top)
+    if evidence.table and len(asked) == 1:
+        # What a table or a list holds under the one label named ("主張の表にあるロシアの要求"): its items,
+        # each one a part of the answer, up to the quote limit; those that share fewer of the question's
+        # words than its best item are about another aspect ("米国は領土について…": not its security item).
+        items = [s for s in ranked if s.label == asked[0]]
+        for s in items:
+            if len(chosen) >= MAX_QUOTES:
+                break
+            if max(s.keyword, s.rendered) >= max(items[0].keyword, items[0].rendered) and not repeats(s):
+                chosen.append(s)
     if evidence.detail and not best.bonus:
         # The question asks for a date or a number the best sentence does not give: a sentence nearly as
         # close that gives one answers it (the answer is refused when no quote gives one).
