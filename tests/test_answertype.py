@@ -208,3 +208,17 @@ def test_an_exchange_rate_is_a_price_not_a_share() -> None:
     assert supplies("number", "為替の前提は1ドル=145円とした。", q)
     # An interest rate is still a percentage.
     assert not supplies("number", "政策金利の決定は2027年度に持ち越した。", "What interest rate has the central bank set?")
+
+
+def test_the_year_of_the_heading_a_quote_stands_under_counts(embedder: object) -> None:
+    import dataclasses
+
+    memo = "年間配当は1株当たり60円とし、前期より10円増やす。自社株買いは実施しない。"
+    passages = [dataclasses.replace(p, title="北海電機 2025年度第2四半期決算の概要") if p.doc_id == "extra-0" else p
+                for p in briefing_passages([memo])]
+    pipe = make_pipeline(Settings(llm="extractive"), embedder, make_retrieve(embedder, passages))
+    same = pipe.ask("北海電機の2025年度の年間配当はいくらですか。")
+    assert not same.refused, same.refusal_reason
+    other = pipe.ask("北海電機の2026年度の年間配当はいくらですか。")
+    assert other.refused and other.refusal_reason == "asked_detail_absent (year 2026)", other.answer
+    assert veto("2026年度の配当は？", ["年間配当は60円とする。"]) is None  # without the heading, nothing says which year

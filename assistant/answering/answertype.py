@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from functools import lru_cache
 
 from assistant.text.lang import has_japanese
@@ -201,25 +202,27 @@ _DEGREE = re.compile(r"どのくらい|どれくらい|どれほど|どれだけ
 _YEAR = re.compile(r"(?<![0-9])(1[5-9][0-9]{2}|20[0-9]{2})(?![0-9])")
 
 
-def unmatched_year(question: str, quotes: list[str]) -> str | None:
-    """A year the question names when the quotes name other years but never it: a sentence about the
-    2040 target does not answer a question about the 2030 one. A quote that names no year at all
-    ("同年6月に…") says nothing either way, so it never vetoes: on the shared data one answerable
+def unmatched_year(question: str, quotes: list[str], headings: Sequence[str] = ()) -> str | None:
+    """A year the question names when the quotes, or the headings they stand under, name other years
+    but never it: a sentence about the 2040 target does not answer a question about the 2030 one, nor
+    "年間配当は60円" under "2025年度決算の概要" one about 2026. Quotes and headings that name no year at
+    all ("同年6月に…") say nothing either way, so they never veto: on the shared data one answerable
     question in ten names a year its answer sentence does not repeat."""
     asked = list(dict.fromkeys(_YEAR.findall(fold(question))))
     if not asked:
         return None
-    given = {y for q in quotes for y in _YEAR.findall(fold(q))}
+    given = {y for q in [*quotes, *headings] for y in _YEAR.findall(fold(q))}
     return asked[0] if given and not given.intersection(asked) else None
 
 
-def veto(question: str, quotes: list[str]) -> str | None:
+def veto(question: str, quotes: list[str], headings: Sequence[str] = ()) -> str | None:
     """Why the quotes cannot answer the question whatever their scores: the kind of detail it asks for
-    and none gives ("date", "number"), or "year 2030" for a year the quotes do not speak of."""
+    and none gives ("date", "number"), or "year 2030" for a year the quotes (and `headings`, the titles
+    and sections they stand under) do not speak of."""
     kind = absent(question, quotes)
     if kind:
         return kind
-    year = unmatched_year(question, quotes)
+    year = unmatched_year(question, quotes, headings)
     return f"year {year}" if year else None
 
 

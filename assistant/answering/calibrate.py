@@ -70,7 +70,8 @@ def _example(scorer: SentenceScorer, qid: str, group: str, label: int, question:
 
     evidence = scorer.score(question, passages)
     chosen = select(evidence)
-    vetoed = not chosen or answertype.veto(question, [s.text for s in chosen]) is not None
+    headings = [h for s in chosen for h in (passages[s.passage].title, passages[s.passage].section) if h]
+    vetoed = not chosen or answertype.veto(question, [s.text for s in chosen], headings) is not None
     return Example(qid, group, label, evidence.features, vetoed)
 
 

@@ -184,7 +184,8 @@ class AnswerPipeline:
         if not refuse:
             # A chat model reads every given passage; the extractive answer only its quotes.
             given = [s.text for s in chosen] if self.chat_model is None else [x.text for x in state["passages"]]
-            absent = answertype.veto(state["standalone"], given)
+            read = state["passages"] if self.chat_model is not None else [state["passages"][s.passage] for s in chosen]
+            absent = answertype.veto(state["standalone"], given, [h for x in read for h in (x.title, x.section) if h])
             if absent:
                 # The question asks for a date or a number and nothing the answer rests on gives one, or
                 # names a year they do not speak of: quoting them would look like an answer without being one.
