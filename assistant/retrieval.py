@@ -22,6 +22,7 @@ from assistant import rerank as rr
 from assistant.index import Index
 from assistant.text.lang import detect_language
 from assistant.text.normalize import normalize_query
+from assistant.text.roles import BYLINE_WORDS, asks_author
 from assistant.types import Chunk, Passage
 
 Mode = Literal["hybrid", "dense", "keyword"]
@@ -209,8 +210,6 @@ class Retriever:
         """The question's words in the other language (`Lexicon.render`), so that keyword search
         reaches documents written in either; a Japanese question's katakana words with their kanji
         synonyms; for a question about the author, the words of bylines (`text.roles`)."""
-        from assistant.text.roles import BYLINE_WORDS, asks_author
-
         groups: list[tuple[str, ...]] = [BYLINE_WORDS] if asks_author(question) else []
         if self.lexicon is None:
             return groups

@@ -183,8 +183,8 @@ class AnswerPipeline:
             reason = f"weak_evidence (p={p:.2f})" if refuse else ""
         if not refuse:
             # A chat model reads every given passage; the extractive answer only its quotes.
-            given = [s.text for s in chosen] if self.chat_model is None else [x.text for x in state["passages"]]
-            read = state["passages"] if self.chat_model is not None else [state["passages"][s.passage] for s in chosen]
+            read = [state["passages"][s.passage] for s in chosen] if self.chat_model is None else state["passages"]
+            given = [s.text for s in chosen] if self.chat_model is None else [x.text for x in read]
             absent = answertype.veto(state["standalone"], given, [h for x in read for h in (x.title, x.section) if h])
             if absent:
                 # The question asks for a date or a number and nothing the answer rests on gives one, or

@@ -17,7 +17,7 @@ import numpy as np
 
 from assistant.answering import answertype
 from assistant.text.lang import has_japanese
-from assistant.text.normalize import question_core
+from assistant.text.normalize import question_core, single_spaced
 from assistant.types import Citation, Passage
 
 MAX_PASSAGES = 5
@@ -72,9 +72,9 @@ _STOP_EN = frozenset(
      "memo", "report", "briefing"]
 )
 _STOP_JA = frozenset(
-    ["何", "いつ", "誰", "だれ", "どこ", "どの", "どう", "どれ", "なぜ", "どのくらい", "くらい", "ぐらい", "どれくらい", "する", "した", "して", "いる", "いた", "ある", "あっ", "れる", "られ", "れ", "られる", "こと", "もの", "ため", "よう", "の", "は", "が", "を", "に", "で", "と", "も", "か", "へ", "や", "な", "だ", "です", "ます", "ましたか", "たか", "ですか", "か。", "？", "。", "、", "について", "とは", "という", "文書", "資料", "為る", "居る", "有る", "言う", "其の", "此の",
+    ["何", "いつ", "誰", "だれ", "どこ", "どの", "どう", "どれ", "なぜ", "どのくらい", "くらい", "ぐらい", "どれくらい", "する", "した", "して", "いる", "いた", "ある", "あっ", "れる", "られ", "れ", "られる", "こと", "もの", "ため", "よう", "の", "は", "が", "を", "に", "で", "と", "も", "か", "へ", "や", "な", "だ", "です", "ます", "ましたか", "たか", "ですか", "か。", "？", "。", "、", "について", "とは", "という", "文書", "資料", "為る", "居る", "有る", "言う", "其の", "此の", "何処", "何時", "何故", "如何", "どんな", "幾つ", "事", "物",
      # Words by which a question names the document itself ("このメモの要点", "この報告書では").
-     "メモ", "レポート", "報告書", "本稿", "ブリーフィング", "何処", "何時", "何故", "如何", "どんな", "幾つ", "事", "物"]
+     "メモ", "レポート", "報告書", "本稿", "ブリーフィング"]
 )
 
 
@@ -261,16 +261,16 @@ class SentenceScorer:
             headers = table_headers(p.text)
             # A heading that is a field ("研究分野：マクロ経済全般…") states a value: it is quoted like a
             # sentence when the question names its label ("研究分野は何ですか").
-            headings = {plain(h) for h in (p.section, p.title) if h and h.strip()
+            headings = {single_spaced(h) for h in (p.section, p.title) if h and h.strip()
                         and not (is_field(h) and self.names_label(field_label(h), q_tokens, renderings, glosses))}
-            headings |= {plain(h) for h in headers}
+            headings |= {single_spaced(h) for h in headers}
             for s, e in split_sentences(p.text):
                 s, e = _trim(p.text, s, e)
-                if e - s >= MIN_SENTENCE_CHARS and plain(p.text[s:e]) not in headings:
+                if e - s >= MIN_SENTENCE_CHARS and single_spaced(p.text[s:e]) not in headings:
                     spans.append((i, s, e, p.text[s:e]))
                     context = item_context(p.text, s, p.section, headers)
                     # Lines under the document's own title (a date, a byline) are no list's items.
-                    contexts.append("" if p.title and plain(context) == plain(p.title) else context)
+                    contexts.append("" if p.title and single_spaced(context) == single_spaced(p.title) else context)
         wanted = answertype.asked_types(question)
         scored: list[Scored] = []
         if spans:
@@ -404,12 +404,6 @@ def whole_line(text: str, start: int, end: int) -> bool:
     """Whether `text[start:end]` is a line of its own, not a piece of running text."""
     before, after = text[:start].rstrip(" \t\u3000"), text[end:].lstrip(" \t\u3000")
     return (not before or before.endswith("\n")) and (not after or after.startswith("\n"))
-
-
-def plain(text: str) -> str:
-    """Text with its runs of white space, the ideographic space included, made one space: how a section
-    heading is stored ("北海電機 決算の概要") against how it stands in the text ("北海電機　決算の概要")."""
-    return " ".join(text.split())
 
 
 def item_context(text: str, start: int, section: str = "", headers: set[str] | None = None) -> str:

@@ -28,9 +28,9 @@ from assistant.answering.extractive import (
     content_tokens,
     is_field,
     item_context,
-    plain,
     table_headers,
 )
+from assistant.text.normalize import single_spaced
 from assistant.types import Passage
 
 # The passages of the document read for its overview: a long document is summarised from its start.
@@ -82,14 +82,14 @@ def lead_evidence(scorer: SentenceScorer, passages: Sequence[Passage]) -> Overvi
     last_section: str | None = None
     for i, p in enumerate(passages):
         headers = table_headers(p.text)
-        headings = {plain(h) for h in (p.section, p.title, *headers) if h and h.strip() and not is_field(h)}
+        headings = {single_spaced(h) for h in (p.section, p.title, *headers) if h and h.strip() and not is_field(h)}
         new_section = p.section != last_section
         last_section = p.section
         first = True
         for s, e in split_sentences(p.text):
             s, e = _trim(p.text, s, e)
             text = p.text[s:e]
-            if e - s < MIN_SENTENCE_CHARS or plain(text) in headings or text in seen or INSTRUCTION_RE.search(text):
+            if e - s < MIN_SENTENCE_CHARS or single_spaced(text) in headings or text in seen or INSTRUCTION_RE.search(text):
                 continue
             seen.add(text)
             if item_context(p.text, s, p.section, headers):

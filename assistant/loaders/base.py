@@ -12,6 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import Protocol
 
+from assistant.text.normalize import single_spaced
 from assistant.types import Block, LoadedDocument, LoadError
 
 # Imported lazily by `registry()`; each module imports its heavy library inside `load`.
@@ -49,7 +50,7 @@ def assign_sections(blocks: list[Block]) -> list[Block]:
     current: str | None = None
     for block in blocks:
         if block.kind == "heading":
-            current = " ".join(block.text.split()) or current
+            current = single_spaced(block.text) or current
             if block.section is None:
                 block.section = current
         elif block.section is None:

@@ -23,5 +23,5 @@ def load(path: Path, opts: LoadOptions) -> LoadedDocument:
     text, warnings = read_text(path)
     blocks = assign_sections(drop_empty(blocks_from_plain_text(text, set_lines=True)))
     # A text file's title is its first line when that line stands alone as a heading (a sidecar's wins).
-    title = " ".join(blocks[0].text.split()) if blocks and blocks[0].kind == "heading" else ""
+    title = (blocks[0].section or "") if blocks and blocks[0].kind == "heading" else ""
     return LoadedDocument(blocks=blocks, meta=DocMeta(title=title), warnings=warnings)

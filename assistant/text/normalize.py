@@ -123,6 +123,13 @@ def unwrap(text: str, kind: BlockKind = "paragraph") -> str:
     return "\n".join(join_lines(group) for group in groups)
 
 
+def single_spaced(text: str) -> str:
+    """One line with its runs of white space, the ideographic space included, made one space: the form
+    a section heading is stored in (`loaders.base.assign_sections`), and compared in against the text,
+    where it may stand as "北海電機　決算の概要"."""
+    return " ".join(text.split())
+
+
 def collapse_spaces(text: str) -> str:
     """Collapse runs of spaces on each line to one (a lone ideographic space stays); trim lines."""
     lines = (_SPACE_RUN.sub(" ", line).strip() for line in text.split("\n"))
