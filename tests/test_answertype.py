@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.answering.answertype import absent, asked_counter, asked_types, supplies, veto
+from assistant.answering.answertype import (
+    absent,
+    asked_counter,
+    asked_types,
+    case_marked_place,
+    supplies,
+    veto,
+)
 from assistant.answering.chain import make_pipeline
 from assistant.settings import Settings
 from tests.test_answering import assert_valid, briefing_passages, make_retrieve
@@ -129,6 +136,26 @@ def test_places_and_kanji_names_are_found_by_the_dictionary() -> None:
     # Kanji names carry no mark, but the tokenizer's dictionary knows common ones.
     assert supplies("name", "研究会は田中隆之が主宰した。", "研究会を主宰したのは誰ですか。")
     assert not supplies("name", "研究会は大学の教員が主宰した。", "研究会を主宰したのは誰ですか。")
+
+
+def test_where_with_a_particle_wants_a_place_marked_by_it() -> None:
+    q = "米ロ首脳会談はどこで行われましたか？"
+    assert case_marked_place("15日の米・アラスカでのロシアのプーチン大統領との会談で方針を転換した。", q)
+    # Places named as the object of something else ("クリミアの割譲") are not where it happened.
+    assert not case_marked_place("米ロ首脳会談で言及された和平条件（クリミアの割譲）を説明した。", q)
+    assert case_marked_place("このため水力発電所の建設が相次ぎ、タイなどに電力を輸出している。", "ラオスはどこに電力を輸出している")
+    assert not case_marked_place("タイから電力を輸入している。", "ラオスはどこに電力を輸出している")
+    # Without a particle ("どこですか") any place answers: `supplies` decides, not this.
+    assert not case_marked_place("15日の米・アラスカでの会談で方針を転換した。", "会談の場所はどこですか")
+    assert not case_marked_place("The summit was held in Alaska.", "Where was the summit held?")
+
+
+def test_where_is_answered_by_the_sentence_that_says_where(embedder: object) -> None:
+    pipe = make_pipeline(Settings(llm="extractive"), embedder, make_retrieve(embedder, briefing_passages()))
+    a = pipe.ask("米ロ首脳会談はどこで行われましたか？")
+    assert not a.refused, a.refusal_reason
+    assert "アラスカ" in a.citations[0].quote
+    assert_valid(a)
 
 
 def test_names_never_refuse() -> None:

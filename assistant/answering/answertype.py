@@ -176,6 +176,53 @@ def supplies(kind: str, sentence: str, question: str) -> bool:
     return any(fold(m.group(0)) not in q for m in _NAME.finditer(unicodedata.normalize("NFKC", sentence)))
 
 
+# "どこで開かれたか" asks for the place where something happened, which a sentence marks by its case
+# particle ("アラスカでの会談"): a place it names otherwise ("クリミアの割譲") is not that answer.
+_ASKED_CASE = re.compile(r"(?:どこ|何処)(で(?!す|し|あ)|に|へ|から|まで)")  # "どこですか" asks no case
+_PLACE_CASE = {
+    "で": re.compile(r"で|にて|において|における"),
+    "に": re.compile(r"に|へ"),
+    "へ": re.compile(r"へ|に"),
+    "から": re.compile(r"から|より"),
+    "まで": re.compile(r"まで"),
+}
+# Nouns and suffixes that may stand between a place name and its particle ("ザポリージャ州で"), and
+# "など" ("タイなどに輸出").
+_PLACE_TAIL = 2
+_PLACE_AND_SO_ON = frozenset({"など", "等", "ら"})
+
+
+def case_marked_place(sentence: str, question: str) -> bool:
+    """Whether a Japanese question asks "どこで/どこに/どこから…" and the sentence names a place the
+    question does not, marked by that particle: "アラスカでの会談" answers "どこで行われたか"."""
+    m = _ASKED_CASE.search(fold(question))
+    if m is None or not has_japanese(sentence):
+        return False
+    q, marked = fold(question), _PLACE_CASE[m.group(1)]
+    return any(fold(p) not in q and marked.match(after) for p, after in place_names(sentence))
+
+
+@lru_cache(maxsize=20_000)
+def place_names(sentence: str) -> tuple[tuple[str, str], ...]:
+    """The places a Japanese sentence names (`proper_names` 地名), each with the text after the nouns
+    or suffixes that complete it ("アラスカ" -> "での会談…")."""
+    from sudachipy import SplitMode
+
+    from assistant.keyword.tokenize import _thread_tokenizer
+
+    morphemes = list(_thread_tokenizer().tokenize(sentence, SplitMode.C))
+    found: list[tuple[str, str]] = []
+    for i, m in enumerate(morphemes):
+        if m.part_of_speech()[1:3] != ("固有名詞", "地名"):
+            continue
+        j = i + 1
+        while j < len(morphemes) and j - i <= _PLACE_TAIL and (morphemes[j].part_of_speech()[0] in ("名詞", "接尾辞")
+                                                              or morphemes[j].surface() in _PLACE_AND_SO_ON):
+            j += 1
+        found.append((m.surface(), sentence[morphemes[j].begin():] if j < len(morphemes) else ""))
+    return tuple(found)
+
+
 @lru_cache(maxsize=20_000)  # the same sentences are scored for many questions
 def proper_names(sentence: str, kind: str) -> tuple[str, ...]:
     """The names of a Japanese sentence that its tokenizer's dictionary tags as `kind`: 地名 for

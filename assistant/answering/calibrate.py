@@ -244,7 +244,7 @@ def fit(examples: Sequence[Example]) -> RefusalRule:
     probs = np.array([rule.probability(e.features) for e in examples])
     vetoed = np.array([e.vetoed for e in examples])
     grid = np.round(np.arange(0.05, 0.96, 0.01), 2)
-    rule.threshold = float(lowest_within_se(grid, [float((((probs >= t) & ~vetoed) == (y == 1)).mean()) for t in grid],
+    rule.threshold = float(lowest_within_se(grid.tolist(), [float((((probs >= t) & ~vetoed) == (y == 1)).mean()) for t in grid],
                                             len(examples)))
     return rule
 

@@ -29,6 +29,11 @@ MIN_RENDERING_CHARS = 2
 MIN_GLOSS_CHARS = 3
 KEYWORD_WEIGHT = 0.15
 ENTITY_BONUS = 0.03
+# A place marked by the particle a "どこで/どこに…" question asks with (`answertype.case_marked_place`)
+# counts as much as every word of the question found: "アラスカでの会談" answers "米ロ首脳会談はどこで行われたか"
+# although "18日には米ロ首脳会談で言及された和平条件（クリミア…）" repeats the question's words. On the shared
+# data's 95 such questions the quotes are the same for any amount from ENTITY_BONUS to this.
+CASE_BONUS = KEYWORD_WEIGHT
 # A second or third quote must score almost as well as the best one, or it only adds noise.
 EXTRA_MARGIN = 0.012
 # ... unless the question asks for several points ("根拠をまとめて", "what are the reasons", "…, and
@@ -284,6 +289,8 @@ class SentenceScorer:
                 kw = overlap(q_tokens, self.tokens(full))
                 rendered = rendered_overlap(renderings, full, glosses)
                 bonus = ENTITY_BONUS if any(answertype.supplies(t, text, question) for t in wanted) else 0.0
+                if "place" in wanted and answertype.case_marked_place(text, question):
+                    bonus = CASE_BONUS
                 if not named.get(c) and not (kw or rendered or bonus) and len(text) <= SHORT_FRAGMENT_CHARS \
                         and not text.endswith(_SENTENCE_ENDS) and whole_line(top[i].text, s, e):
                     # A short line that is no sentence ("経営企画部 IR担当", "2025年11月5日", an item of a list
