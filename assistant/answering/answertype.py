@@ -202,37 +202,37 @@ def case_marked_place(sentence: str, question: str) -> bool:
     return any(fold(p) not in q and marked.match(after) for p, after in place_names(sentence))
 
 
-@lru_cache(maxsize=20_000)
 def place_names(sentence: str) -> tuple[tuple[str, str], ...]:
     """The places a Japanese sentence names (`proper_names` 地名), each with the text after the nouns
     or suffixes that complete it ("アラスカ" -> "での会談…")."""
+    return tuple((name, after) for kind, name, after in _names(sentence) if kind == "地名")
+
+
+def proper_names(sentence: str, kind: str) -> tuple[str, ...]:
+    """The names of a Japanese sentence that its tokenizer's dictionary tags as `kind`: 地名 for
+    places (アラスカ, 東京), 人名 for people (田中, プーチン)."""
+    return tuple(name for k, name, _ in _names(sentence) if k == kind)
+
+
+@lru_cache(maxsize=20_000)  # the same sentences are scored for many questions
+def _names(sentence: str) -> tuple[tuple[str, str, str], ...]:
+    """(kind, name, the text after it and the nouns or suffixes that complete it) for each proper name."""
     from sudachipy import SplitMode
 
     from assistant.keyword.tokenize import _thread_tokenizer
 
     morphemes = list(_thread_tokenizer().tokenize(sentence, SplitMode.C))
-    found: list[tuple[str, str]] = []
+    found: list[tuple[str, str, str]] = []
     for i, m in enumerate(morphemes):
-        if m.part_of_speech()[1:3] != ("固有名詞", "地名"):
+        pos = m.part_of_speech()
+        if pos[1] != "固有名詞":
             continue
         j = i + 1
         while j < len(morphemes) and j - i <= _PLACE_TAIL and (morphemes[j].part_of_speech()[0] in ("名詞", "接尾辞")
                                                               or morphemes[j].surface() in _PLACE_AND_SO_ON):
             j += 1
-        found.append((m.surface(), sentence[morphemes[j].begin():] if j < len(morphemes) else ""))
+        found.append((pos[2], m.surface(), sentence[morphemes[j].begin():] if j < len(morphemes) else ""))
     return tuple(found)
-
-
-@lru_cache(maxsize=20_000)  # the same sentences are scored for many questions
-def proper_names(sentence: str, kind: str) -> tuple[str, ...]:
-    """The names of a Japanese sentence that its tokenizer's dictionary tags as `kind`: 地名 for
-    places (アラスカ, 東京), 人名 for people (田中, プーチン)."""
-    from sudachipy import SplitMode
-
-    from assistant.keyword.tokenize import _thread_tokenizer
-
-    return tuple(m.surface() for m in _thread_tokenizer().tokenize(sentence, SplitMode.C)
-                 if m.part_of_speech()[1:3] == ("固有名詞", kind))
 
 
 # The types a refusal may rest on: dates and numbers are found reliably; names are not (kanji names
