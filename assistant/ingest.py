@@ -22,7 +22,7 @@ from typing import Any
 
 from assistant.index import DocRecord, Index, now_iso
 from assistant.keyword.tokenize import TOKENIZER_VERSION
-from assistant.loaders import load_document
+from assistant.loaders import LOADER_VERSION, load_document
 from assistant.settings import Settings
 from assistant.text.chunking import CHUNKER_VERSION, chunk_display
 from assistant.text.lang import detect_language
@@ -65,6 +65,7 @@ def current_versions(settings: Settings, embedder_version: str) -> dict[str, str
     """Everything whose change means a document must be re-indexed."""
     return {
         "embedder": embedder_version,
+        "loader": LOADER_VERSION,
         "normalizer": NORMALIZER_VERSION,
         "chunker": CHUNKER_VERSION,
         "tokenizer": TOKENIZER_VERSION,

@@ -83,3 +83,71 @@ def test_short_lines_count_only_when_they_share_something_with_the_question(embe
     assert "2025年11月5日" in dated  # it gives the date asked for
     by = [s.text for s in scorer.score("IR担当の部署はどこですか", [passage]).sentences]
     assert "経営企画部 IR担当" in by
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from assistant.core import make_assistant
+
+    data = tmp_path_factory.mktemp("header")
+    docs = data / "docs"
+    docs.mkdir()
+    (docs / "results.txt").write_text(REPORT, encoding="utf-8")
+    (docs / "energy.md").write_text(MEMO.replace("# 日本のエネルギー政策の現状と課題", "# 日本のエネルギー政策の現状と課題（2025年10月）"),
+                                    encoding="utf-8")
+    a = make_assistant(make_settings(data / "data", top_k=3))
+    a.ingest([docs])
+    return a
+
+
+def test_a_document_without_metadata_is_dated_by_its_header(results) -> None:  # type: ignore[no-untyped-def]
+    dates = {p.source.rsplit("/", 1)[-1]: p.date for p in results.retrieve("北海電機の売上高とエネルギー政策", 10)}
+    assert dates["results.txt"] == "2025-11-05"
+    assert dates["energy.md"] == "2025-10"  # from the title's "（2025年10月）"
+
+
+@pytest.mark.parametrize(("question", "quote"), [
+    ("北海電機のこの資料はいつ出されましたか？", "2025年11月5日"),
+    ("When was this quarterly earnings report issued?", "2025年11月5日"),
+    ("北海電機のこの資料を作ったのはどこの部署ですか。", "経営企画部 IR担当"),
+    ("エネルギー政策のこの資料はいつ作成されましたか？", "日本のエネルギー政策の現状と課題（2025年10月）"),
+])
+def test_the_documents_own_date_and_maker_are_quoted_from_its_header(  # type: ignore[no-untyped-def]
+        results, question: str, quote: str) -> None:
+    a = results.ask(question)
+    assert not a.refused, a.refusal_reason
+    assert [c.quote for c in a.citations] == [quote], a.answer
+    for c in a.citations:
+        assert c.text[c.start:c.end] == c.quote
+
+
+def test_a_header_answers_only_what_it_holds(results) -> None:  # type: ignore[no-untyped-def]
+    a = results.ask("北海電機の従業員数は何人ですか？")
+    assert a.refused and not a.citations
+
+
+def test_which_questions_ask_for_the_documents_date_or_maker() -> None:
+    from assistant.answering.header import asks
+
+    assert asks("この資料はいつ出されましたか？") == "date"
+    assert asks("When was this memo written?") == "date"
+    assert asks("このレポートを作成したのはどの部署ですか") == "author"
+    assert asks("Who wrote this briefing?") == "author"
+    assert asks("執筆者は誰ですか") == "author"
+    # About the author's life, or about the topic: not the header.
+    assert asks("When did the author join the institute?") is None
+    assert asks("執筆者の研究分野は何ですか") is None
+    assert asks("第7次エネルギー基本計画はいつ閣議決定されましたか？") is None
+
+
+@pytest.mark.parametrize(("line", "iso"), [
+    ("2025年11月5日", "2025-11-05"), ("2025年11月5日（水）現在", "2025-11-05"), ("発行日：2025/11/05", "2025-11-05"),
+    ("令和7年11月5日", "2025-11-05"), ("令和元年5月1日", "2019-05-01"), ("November 5, 2025", "2025-11-05"),
+    ("Updated: 3 March 2024", "2024-03-03"), ("日本のエネルギー政策の現状と課題（2025年10月）", "2025-10"),
+    ("2025年度第2四半期決算の概要", ""), ("経営企画部 IR担当", ""), ("北海電機 2025年11月", ""),
+    ("May the talks succeed in 2025", ""),
+])
+def test_a_header_line_is_a_date_only_when_it_is_nothing_else(line: str, iso: str) -> None:
+    from assistant.loaders.meta import header_line_date
+
+    assert header_line_date(line) == iso

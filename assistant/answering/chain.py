@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
 from assistant import grounding
-from assistant.answering import answertype, extractive, followup, overview, prompts
+from assistant.answering import answertype, extractive, followup, header, overview, prompts
 from assistant.answering.guards import AnswerGuard, GuardResult
 from assistant.answering.refusal import RefusalRule, closest, load_rule, refusal_text
 from assistant.errors import check_question
@@ -72,6 +72,7 @@ class AnswerPipeline:
         self.prepare: Runnable[dict[str, Any], dict[str, Any]] = (
             RunnablePassthrough.assign(standalone=RunnableLambda(self._condense))
             | RunnablePassthrough.assign(overview=RunnableLambda(self._asks_overview))
+            | RunnablePassthrough.assign(header=RunnableLambda(self._asks_header))
             | RunnablePassthrough.assign(passages=RunnableLambda(self._retrieve))
             | RunnablePassthrough.assign(evidence=RunnableLambda(self._weigh))
         )
@@ -127,6 +128,11 @@ class AnswerPipeline:
     def _asks_overview(self, state: dict[str, Any]) -> bool:
         return self.document is not None and overview.asks_overview(state["standalone"])
 
+    def _asks_header(self, state: dict[str, Any]) -> str | None:
+        if self.document is None or state["overview"]:
+            return None
+        return header.asks(state["standalone"])
+
     def _retrieve(self, state: dict[str, Any]) -> list[Passage]:
         t = time.perf_counter()
         question, top_k, filters = state["standalone"], state["top_k"], state["filters"]
@@ -137,6 +143,11 @@ class AnswerPipeline:
             passages = self.document(first[0].doc_id)[: overview.MAX_CHUNKS] if first else []
         else:
             passages = self._labelled(question, top_k, self.retrieve(question, 2 * top_k, filters))
+            if state["header"] and passages and self.document is not None:
+                # The document's own date or maker: its header passage, when it has one, comes first.
+                head = self.document(passages[0].doc_id)[:1]
+                if head and header.answer_lines(state["header"], head[0]):
+                    passages = [head[0], *(p for p in passages if p.chunk_id != head[0].chunk_id)][:top_k]
         state["timings"]["retrieve"] = _ms(t)
         return passages
 
@@ -171,7 +182,12 @@ class AnswerPipeline:
                     "reason": "" if chosen else "no_evidence"}
         evidence = self.scorer.score(state["standalone"], state["passages"])
         chosen = extractive.select(evidence)
-        if not chosen:
+        lines = header.chosen(state["header"], state["passages"]) if state["header"] else []
+        if lines:
+            # The lines under the document's title that give its date or its maker: where they stand
+            # says what they are, whatever their similarity to the question.
+            chosen, refuse, p, reason = lines, False, 1.0, ""
+        elif not chosen:
             refuse, p, reason = True, 0.0, "no_evidence"
         elif evidence.table and all(s.label_asked for s in chosen):
             # The question asks what a table or a list says under a label it names ("主張の表にあるロシアの

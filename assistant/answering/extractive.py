@@ -553,7 +553,11 @@ def compose(question: str, language: str, chosen: Sequence[Scored],
     parts: list[str] = []
     date = ""
     if chosen and is_time_sensitive(question):
+        from assistant.loaders.meta import header_line_date
+
         date = passages[chosen[0].passage].date
+        if date and header_line_date(chosen[0].text) == date:
+            date = ""  # the quote is the document's date line: "as of" it would say it twice
     for n, s in enumerate(chosen, start=1):
         p = passages[s.passage]
         citations.append(Citation(

@@ -7,7 +7,8 @@ Metadata sidecar: `<filename>.meta.json` next to a document (e.g. `briefing.txt.
 JSON object with `title`, `language`, `publisher`, `date`, `sections` and any other keys (kept in
 `DocMeta.extra`). Its non-empty values win over the document's own metadata (HTML <title> and date
 meta tags, docx/pptx core properties, PDF /Title and creation date, Markdown front matter or first
-'#' heading). Sidecars are not documents: `supported_suffixes()` excludes them and ingestion skips
+'#' heading). A document that gives no date otherwise is dated by a line near its start that is only a
+date ("2025年11月5日" under a memo's title, a title ending "（2025年10月）"): `meta.header_date`. Sidecars are not documents: `supported_suffixes()` excludes them and ingestion skips
 `*.meta.json`.
 """
 
@@ -17,10 +18,13 @@ import logging
 from pathlib import Path
 
 from assistant.loaders.base import SIDECAR_SUFFIX, LoadOptions, registry
-from assistant.loaders.meta import guess_language, merge_meta, read_sidecar, sections_from_blocks
+from assistant.loaders.meta import guess_language, header_date, merge_meta, read_sidecar, sections_from_blocks
 from assistant.types import LoadedDocument, LoadError
 
-__all__ = ["LoadOptions", "is_sidecar", "load_document", "read_sidecar", "supported_suffixes"]
+# Bump when what the loaders return changes, so that documents are read again (`ingest.current_versions`).
+LOADER_VERSION = "2"
+
+__all__ = ["LOADER_VERSION", "LoadOptions", "is_sidecar", "load_document", "read_sidecar", "supported_suffixes"]
 
 _MB = 1024 * 1024
 logger = logging.getLogger(__name__)
@@ -81,6 +85,8 @@ def load_document(
         meta.sections = sections_from_blocks(document.blocks)
     if not meta.language:
         meta.language = guess_language("".join(b.text for b in document.blocks[:200]))
+    if not meta.date:
+        meta.date = header_date(document.blocks)
     document.meta = meta
     return document
 

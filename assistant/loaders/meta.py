@@ -122,6 +122,60 @@ def normalize_date(value: Any) -> str:
     return ""
 
 
+# A line that is only a date, as under a memo's title ("2025年11月5日", "令和7年11月5日現在",
+# "発行日：2025/11/05", "November 5, 2025"): the document's date when nothing else gives one.
+_DATE_LABEL = r"(?:(?:発行|作成|公表|公開|更新|改訂|掲載)?日(?:付)?|Date|Published|Updated|Issued)\s*[：:]?\s*"
+_DATE_TAIL = r"\s*(?:[（(][月火水木金土日][）)])?\s*(?:現在|時点|付け?|発行|作成|公表|更新|改訂|版)?"
+_ERA = {"令和": 2018, "平成": 1988}
+_ERA_DATE = re.compile(r"(令和|平成)\s*(\d{1,2}|元)\s*年\s*(\d{1,2})\s*月(?:\s*(\d{1,2})\s*日)?")
+_MONTHS = {m: i for i, m in enumerate(
+    "january february march april may june july august september october november december".split(), start=1)}
+_EN_DATE = re.compile(r"(?:(\d{1,2})\s+)?([A-Za-z]+)\.?\s+(?:(\d{1,2}),?\s+)?(\d{4})")
+_NUMERIC_DATE = re.compile(r"\d{4}\s*年\s*\d{1,2}\s*月(?:\s*\d{1,2}\s*日)?|\d{4}[-/.]\d{1,2}(?:[-/.]\d{1,2})?")
+# The header is the first few short blocks; a long block is running text. A title may end with its date
+# in brackets, so a header line may be as long as a title.
+_HEADER_BLOCKS = 6
+_HEADER_LINE_CHARS = 60
+
+
+def header_date(blocks: list[Block]) -> str:
+    """The ISO date of the first line near a document's start that is only a date, or ""."""
+    for block in blocks[:_HEADER_BLOCKS]:
+        for line in block.text.splitlines():
+            line = " ".join(line.split())
+            if not line or len(line) > _HEADER_LINE_CHARS:
+                continue
+            found = header_line_date(line)
+            if found:
+                return found
+        if len(block.text) > 2 * _HEADER_LINE_CHARS:
+            break  # running text: the header is over
+    return ""
+
+
+_BRACKETED = re.compile(r".*[（(]([^（()）]{4,24})[)）]")
+
+
+def header_line_date(line: str) -> str:
+    """The ISO date a header line gives when it is only a date (and a label, a weekday, "現在"...), or ""."""
+    bracketed = _BRACKETED.fullmatch(line)  # "日本のエネルギー政策の現状と課題（2025年10月）"
+    if bracketed:
+        line = bracketed.group(1).strip()
+    label = re.match(_DATE_LABEL, line, re.IGNORECASE)
+    body = line[label.end():] if label else line
+    if re.fullmatch(f"(?:{_NUMERIC_DATE.pattern}){_DATE_TAIL}", body):
+        return normalize_date(body)
+    era = _ERA_DATE.fullmatch(re.sub(_DATE_TAIL + "$", "", body)) if _ERA_DATE.match(body) else None
+    if era:
+        year = _ERA[era.group(1)] + (1 if era.group(2) == "元" else int(era.group(2)))
+        return normalize_date(f"{year}-{era.group(3)}" + (f"-{era.group(4)}" if era.group(4) else ""))
+    en = _EN_DATE.fullmatch(body)
+    if en and en.group(2).lower() in _MONTHS and not (en.group(1) and en.group(3)):
+        day = en.group(1) or en.group(3)
+        return normalize_date(f"{en.group(4)}-{_MONTHS[en.group(2).lower()]}" + (f"-{day}" if day else ""))
+    return ""
+
+
 def _as_text(value: Any) -> str:
     if value is None:
         return ""
