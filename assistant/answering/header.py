@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 
 from assistant.answering.extractive import Scored
-from assistant.loaders.meta import header_line_date
+from assistant.loaders.meta import HEADER_LINE_CHARS, header_line_date
 from assistant.text.normalize import single_spaced
 from assistant.text.roles import asks_author
 from assistant.types import Passage
@@ -33,8 +33,6 @@ _WHO = re.compile(
 )
 # A byline's own words: such a line is the answer before any other header line.
 _BYLINE = re.compile(r"作成|執筆|文責|発行|担当|著|\bby\b|\bprepared\b|\bauthor", re.IGNORECASE)
-# A header line is short; a longer line is running text, and the header is over.
-MAX_LINE_CHARS = 60
 MAX_AUTHOR_LINES = 2
 
 
@@ -64,7 +62,7 @@ def header_lines(passage: Passage) -> list[tuple[int, int, bool]]:
         if not text:
             continue
         flat = single_spaced(text)
-        if len(text) > MAX_LINE_CHARS or (flat == section and flat != title):
+        if len(text) > HEADER_LINE_CHARS or (flat == section and flat != title):
             break
         begin = start + line.index(text)
         out.append((begin, begin + len(text), flat == title))

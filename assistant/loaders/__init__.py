@@ -8,8 +8,8 @@ JSON object with `title`, `language`, `publisher`, `date`, `sections` and any ot
 `DocMeta.extra`). Its non-empty values win over the document's own metadata (HTML <title> and date
 meta tags, docx/pptx core properties, PDF /Title and creation date, Markdown front matter or first
 '#' heading). A document that gives no date otherwise is dated by a line near its start that is only a
-date ("2025年11月5日" under a memo's title, a title ending "（2025年10月）"): `meta.header_date`. Sidecars are not documents: `supported_suffixes()` excludes them and ingestion skips
-`*.meta.json`.
+date ("2025年11月5日" under a memo's title, a title ending "（2025年10月）"): `meta.header_date`.
+Sidecars are not documents: `supported_suffixes()` excludes them and ingestion skips `*.meta.json`.
 """
 
 from __future__ import annotations

@@ -135,7 +135,7 @@ _NUMERIC_DATE = re.compile(r"\d{4}\s*年\s*\d{1,2}\s*月(?:\s*\d{1,2}\s*日)?|\d
 # The header is the first few short blocks; a long block is running text. A title may end with its date
 # in brackets, so a header line may be as long as a title.
 _HEADER_BLOCKS = 6
-_HEADER_LINE_CHARS = 60
+HEADER_LINE_CHARS = 60
 
 
 def header_date(blocks: list[Block]) -> str:
@@ -143,12 +143,12 @@ def header_date(blocks: list[Block]) -> str:
     for block in blocks[:_HEADER_BLOCKS]:
         for line in block.text.splitlines():
             line = " ".join(line.split())
-            if not line or len(line) > _HEADER_LINE_CHARS:
+            if not line or len(line) > HEADER_LINE_CHARS:
                 continue
             found = header_line_date(line)
             if found:
                 return found
-        if len(block.text) > 2 * _HEADER_LINE_CHARS:
+        if len(block.text) > 2 * HEADER_LINE_CHARS:
             break  # running text: the header is over
     return ""
 
@@ -165,7 +165,7 @@ def header_line_date(line: str) -> str:
     body = line[label.end():] if label else line
     if re.fullmatch(f"(?:{_NUMERIC_DATE.pattern}){_DATE_TAIL}", body):
         return normalize_date(body)
-    era = _ERA_DATE.fullmatch(re.sub(_DATE_TAIL + "$", "", body)) if _ERA_DATE.match(body) else None
+    era = re.fullmatch(f"(?:{_ERA_DATE.pattern}){_DATE_TAIL}", body)
     if era:
         year = _ERA[era.group(1)] + (1 if era.group(2) == "元" else int(era.group(2)))
         return normalize_date(f"{year}-{era.group(3)}" + (f"-{era.group(4)}" if era.group(4) else ""))
