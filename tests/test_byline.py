@@ -110,6 +110,7 @@ def test_a_document_without_metadata_is_dated_by_its_header(results) -> None:  #
     ("北海電機のこの資料はいつ出されましたか？", "2025年11月5日"),
     ("When was this quarterly earnings report issued?", "2025年11月5日"),
     ("北海電機のこの資料を作ったのはどこの部署ですか。", "経営企画部 IR担当"),
+    ("北海電機の決算資料を作ったのはどこの部署ですか。", "経営企画部 IR担当"),
     ("エネルギー政策のこの資料はいつ作成されましたか？", "日本のエネルギー政策の現状と課題（2025年10月）"),
 ])
 def test_the_documents_own_date_and_maker_are_quoted_from_its_header(  # type: ignore[no-untyped-def]
@@ -134,10 +135,13 @@ def test_which_questions_ask_for_the_documents_date_or_maker() -> None:
     assert asks("このレポートを作成したのはどの部署ですか") == "author"
     assert asks("Who wrote this briefing?") == "author"
     assert asks("執筆者は誰ですか") == "author"
+    assert asks("北海電機の決算資料はいつ公表されましたか") == "date"
+    assert asks("北海電機の資料を作ったのはどこの部署ですか") == "author"
     # About the author's life, or about the topic: not the header.
     assert asks("When did the author join the institute?") is None
     assert asks("執筆者の研究分野は何ですか") is None
     assert asks("第7次エネルギー基本計画はいつ閣議決定されましたか？") is None
+    assert asks("資料によると、停戦はいつ始まりましたか") is None
 
 
 @pytest.mark.parametrize(("line", "iso"), [

@@ -19,9 +19,11 @@ from assistant.text.normalize import single_spaced
 from assistant.text.roles import asks_author
 from assistant.types import Passage
 
-# "この資料", "本レポート", "this memo", "the quarterly results report": the question is about the document itself.
+# "この資料", "本レポート", "決算資料は", "this memo", "the quarterly results report": the question is about the
+# document itself.
 _SELF = re.compile(
     r"(?:この|本|当|同)(?:資料|文書|レポート|リポート|報告書?|メモ|ブリーフィング|記事|論文|文章|ペーパー|ファイル)|本稿|本書|"
+    r"(?:資料|文書|レポート|リポート|報告書|メモ|ブリーフィング)[はをが]|"
     r"\b(?:this|the)\s+(?:[\w-]+\s+){0,3}?(?:document|report|memo|briefing|paper|note|file|summary)\b",
     re.IGNORECASE,
 )
