@@ -237,6 +237,28 @@ def test_an_exchange_rate_is_a_price_not_a_share() -> None:
     assert not supplies("number", "政策金利の決定は2027年度に持ち越した。", "What interest rate has the central bank set?")
 
 
+@pytest.mark.parametrize("question", [
+    "What is the current interest rate of the Bank of Japan?", "What was the population of Kenya in 2014?",
+    "What's the price of oil?", "What will be the total cost of the new plant?"])
+def test_what_is_the_figure_asks_for_a_number(question: str) -> None:
+    assert "number" in asked_types(question)
+
+
+@pytest.mark.parametrize("question", ["What did the leaders share?", "What is the company's strategy?",
+                                      "What did the price cap on Russian oil aim at?"])
+def test_a_word_for_a_figure_elsewhere_in_the_question_does_not(question: str) -> None:
+    assert "number" not in asked_types(question)
+
+
+def test_a_price_is_answered_by_a_sum_not_by_any_figure() -> None:
+    assert not supplies("number", "交渉は2段階で進める。", "What is the price of oil?")
+    assert supplies("number", "原油価格は1バレル80ドル前後で推移した。", "What is the price of oil?")
+    assert supplies("number", "売上高は842億円だった。", "売上高はいくらですか。")
+    assert not supplies("number", "売上高は前年から3期連続で増えた。", "売上高はいくらですか。")
+    # A share of a sum answers "いくら" too.
+    assert supplies("number", "サービス産業が全GDPの3分の2を占める。", "サービス産業は全GDPのいくら占めているか？")
+
+
 def test_the_year_of_the_heading_a_quote_stands_under_counts(embedder: object) -> None:
     import dataclasses
 
