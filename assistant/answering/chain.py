@@ -194,6 +194,10 @@ class AnswerPipeline:
             # 要求", "the positions table … Ukraine"), and the quotes are that label's items: the document
             # answers it by its structure, whatever the wording's similarity (the vetoes still apply).
             refuse, p, reason = False, 1.0, ""
+        elif evidence.focus and all(s.focus for s in chosen):
+            # "再発防止策は何ですか" and the quotes stand under the heading "再発防止策" of a document the
+            # question's other words point to: its structure answers it, as a label does (the vetoes apply).
+            refuse, p, reason = False, 1.0, ""
         else:
             refuse, p = self.rule.refuse(evidence.features)
             reason = f"weak_evidence (p={p:.2f})" if refuse else ""

@@ -64,6 +64,14 @@ ASKS_MANY = re.compile(
     re.IGNORECASE,
 )
 
+# What a Japanese question asks about: the words before its topic particle and its question word
+# ("受注システムが止まった原因は何ですか", "再発防止策は？", "改定の目的を教えて"); its last noun phrase is the
+# focus (`question_focus`).
+_FOCUS = re.compile(r"([^\s、。？?！!「」]+?)(?:とは|って|は|を|について)(?:何|なに|なん|どう|どんな|どのよう|どういう|どれ|"
+                    r"どちら|いくら|いつ|どこ|誰|だれ|教え|説明|$)")
+# Where a modifier ends inside that phrase: a particle, or a verb or adjective ending before a noun.
+_MODIFIER_END = re.compile(r"^.*(?:の|が|を|に|で|と|へ|や|た|る|い|な|、)")
+
 # Text inside a document that speaks to the answerer is data, never an answer.
 INSTRUCTION_RE = re.compile(
     r"ignore (?:all |any |your |the |previous |prior |earlier )*(?:instructions|prompts?|rules)"
@@ -107,6 +115,8 @@ class Scored:
     # A list item's label line (`item_context`), and whether the question names it.
     label: str = ""
     label_asked: bool = False
+    # Whether it stands under a heading that names what the question asks about (`focus_sections`).
+    focus: bool = False
 
     @property
     def base_score(self) -> float:
@@ -123,6 +133,7 @@ class Evidence:
     why: bool = False  # the question asks for a reason or a cause (`ASKS_WHY`)
     table: bool = False  # the question asks what a table or a list says (`ASKS_TABLE`)
     detail: bool = False  # the question asks for a date or a number (`answertype.VETO_TYPES`)
+    focus: bool = False  # some sentence stands under a heading the question asks about (`Scored.focus`)
 
     def ranked(self) -> list[Scored]:
         return sorted((s for s in self.sentences if not s.instruction), key=lambda s: -s.score)
@@ -161,6 +172,17 @@ ASPECT_WORDS = frozenset([
     "intention", "opinion", "policy", "attitude", "assessment", "feature", "content", "summary", "situation",
     "status", "issue", "problem", "result", "effect", "impact", "role", "meaning", "cause", "response", "reaction",
 ])
+
+
+def question_focus(question: str) -> str:
+    """The noun phrase a Japanese question asks about ("受注システムが止まった原因は何ですか" -> "原因",
+    "再発防止策は？" -> "再発防止策"); "" when it has none ("…を挙げたのはどこ") or is not Japanese."""
+    core = question.strip().rstrip("。.？?！! ")
+    found = list(_FOCUS.finditer(core))
+    if not found or not has_japanese(core):
+        return ""
+    # "…を挙げたのはどこ": a clause made a noun by の has no noun to name.
+    return _MODIFIER_END.sub("", found[-1].group(1))
 
 
 def overlap(q_tokens: set[str], tokens: set[str]) -> float:
@@ -237,6 +259,24 @@ class SentenceScorer:
         """Whether the question names a label (a list's, a table's, a field's) in its words or glosses."""
         return bool(q_tokens & self.tokens(label)) or rendered_overlap(renderings, label, glosses) > 0
 
+    def focus_sections(self, question: str, q_tokens: set[str], passages: Sequence[Passage]) -> list[bool]:
+        """For each passage, whether its section heading is what the question asks about: the heading
+        holds the question's focus ("原因" for "受注システムが止まった原因は何ですか", "再発防止策" for
+        "再発防止策は？") and little else, and the question's other words are mostly in the passage or its
+        document's title ("受注システム" in "障害報告書：受注システムの停止"; not "円安の原因は？")."""
+        focus = self.tokens(question_focus(question))
+        out = []
+        for p in passages:
+            heading = p.section.strip()
+            named = False
+            if focus and 0 < len(heading) <= MAX_LABEL_CHARS and single_spaced(heading) != single_spaced(p.title):
+                h = self.tokens(heading)
+                others = q_tokens - h
+                found = others & (self.tokens(p.title) | self.tokens(p.text))
+                named = focus <= h and len(h - q_tokens) <= len(h & q_tokens) and 2 * len(found) >= len(others)
+            out.append(named)
+        return out
+
     def question_terms(self, question: str) -> tuple[set[str], list[tuple[str, ...]], bool]:
         """The question's content words, their renderings in the other language, and whether those
         are English glosses of a Japanese question (`rendered_overlap`'s `english`)."""
@@ -277,6 +317,7 @@ class SentenceScorer:
                     # Lines under the document's own title (a date, a byline) are no list's items.
                     contexts.append("" if p.title and single_spaced(context) == single_spaced(p.title) else context)
         wanted = answertype.asked_types(question)
+        focus = self.focus_sections(question, q_tokens, top)
         scored: list[Scored] = []
         if spans:
             q_vec = self.query_vector(question)
@@ -300,9 +341,10 @@ class SentenceScorer:
                 instruction = bool(INSTRUCTION_RE.search(text))
                 score = float(d) + KEYWORD_WEIGHT * max(kw, rendered) + bonus - 0.002 * i
                 scored.append(Scored(i, s, e, text, float(d), kw, bonus, instruction, score, rendered, c,
-                                     named.get(c, False)))
+                                     named.get(c, False), focus[i]))
         evidence = Evidence(scored, many=bool(ASKS_MANY.search(question)), table=bool(ASKS_TABLE.search(question)),
-                            why=bool(ASKS_WHY.search(question)), detail=any(t in answertype.VETO_TYPES for t in wanted))
+                            why=bool(ASKS_WHY.search(question)), detail=any(t in answertype.VETO_TYPES for t in wanted),
+                            focus=any(s.focus for s in scored))
         evidence.features = self._features(question, q_tokens, top, evidence, detect_language)
         return evidence
 
@@ -461,6 +503,10 @@ def select(evidence: Evidence) -> list[Scored]:
         # ("表によると、ウクライナは何を求めているか"), only the named label's items answer it, not
         # running text on the same topic.
         ranked = [s for s in ranked if s.label_asked or (not s.label and not evidence.table)]
+    if evidence.focus and any(s.focus for s in ranked):
+        # "再発防止策は何ですか" over a report with a section "再発防止策": that section answers it, whatever
+        # running text elsewhere shares more of its words ("受注システムが停止し…" for "…止まった原因は").
+        ranked = [s for s in ranked if s.focus]
     if not ranked:
         return []
     best = ranked[0]
@@ -504,7 +550,8 @@ def select(evidence: Evidence) -> list[Scored]:
         if beside is not None and not repeats(beside):
             chosen.append(beside)
     for s in ranked[1:]:
-        if len(chosen) >= MAX_QUOTES or s.score < best.score - (MANY_MARGIN if evidence.many else EXTRA_MARGIN):
+        if len(chosen) >= MAX_QUOTES or s.score < best.score - (MANY_MARGIN if evidence.many or best.focus
+                                                                    else EXTRA_MARGIN):
             break
         if repeats(s):
             continue
