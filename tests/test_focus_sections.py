@@ -78,3 +78,18 @@ def test_the_section_of_the_document_the_question_points_to(assistant) -> None: 
 def test_a_heading_alone_does_not_answer_a_question_about_something_else(assistant) -> None:  # type: ignore[no-untyped-def]
     a = assistant.ask("円安の原因は何ですか？")
     assert a.refused, a.answer
+
+
+@pytest.mark.parametrize("question", ["なぜ受注システムは止まったのですか？", "北工場ではなぜ火災が起きたのですか"])
+def test_a_why_question_is_answered_under_the_cause_heading(assistant, question: str) -> None:  # type: ignore[no-untyped-def]
+    a = assistant.ask(question)
+    assert not a.refused, a.refusal_reason
+    assert a.citations and all(c.section == "原因" for c in a.citations), a.answer
+    for c in a.citations:
+        assert c.text[c.start:c.end] == c.quote
+
+
+@pytest.mark.parametrize("question", ["なぜ円安が進んだのですか？", "なぜ南工場は閉鎖されたのですか"])
+def test_a_cause_heading_does_not_answer_why_something_else_happened(assistant, question: str) -> None:  # type: ignore[no-untyped-def]
+    a = assistant.ask(question)
+    assert a.refused or all(c.section != "原因" for c in a.citations), a.answer
