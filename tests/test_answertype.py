@@ -254,6 +254,8 @@ def test_a_price_is_answered_by_a_sum_not_by_any_figure() -> None:
     assert not supplies("number", "交渉は2段階で進める。", "What is the price of oil?")
     assert supplies("number", "原油価格は1バレル80ドル前後で推移した。", "What is the price of oil?")
     assert supplies("number", "売上高は842億円だった。", "売上高はいくらですか。")
+    assert supplies("number", "The plan would cost 4.2 million dollars over three years.", "計画の費用はいくらですか")
+    assert not supplies("number", "The plan adds two reading rooms.", "What is the cost of the plan?")
     assert not supplies("number", "売上高は前年から3期連続で増えた。", "売上高はいくらですか。")
     # A share of a sum answers "いくら" too.
     assert supplies("number", "サービス産業が全GDPの3分の2を占める。", "サービス産業は全GDPのいくら占めているか？")

@@ -147,7 +147,10 @@ _PROPORTION = re.compile(_NUM + r"\s*(?:%|パーセント|割)|" + _NUM + r"\s*�
 _ASK_MONEY = re.compile(r"いくら(?!でも|か)|価格|値段|費用|予算|金額|給与|賃金|給料|年収|運賃|料金|\bprices?\b|\bcosts?\b|"
                         r"\bbudgets?\b|\bsalar(?:y|ies)\b|\bwages?\b|how much money|\bfares?\b|\bfees?\b", re.IGNORECASE)
 _MONEY = re.compile(_NUM + r"\s*(?:万|億|兆)?\s*(?:円|ドル|ユーロ|元|ウォン|ポンド|ルーブル|フラン|ルピー|レアル|ペソ|フリヴニャ|セント|銭)|"
-                    r"[$¥€£]\s*[0-9]|[0-9]\s*(?:dollars|yen|euros?|pounds|cents)\b", re.IGNORECASE)
+                    r"[$¥€£]\s*[0-9]|\b(?:USD|JPY|EUR|GBP|CNY)\s*[0-9]|"
+                    r"[0-9]\s*(?:(?:thousand|million|billion|trillion|bn|m)\s+)?"
+                    r"(?:dollars|yen|euros?|pounds|cents|yuan|rubles|roubles|won|rupees|USD|JPY|EUR|GBP|CNY)\b",
+                    re.IGNORECASE)
 _PEOPLE = re.compile(r"[ァ-ヴ][ァ-ヴー]+人")
 _IS_DATE = re.compile(r"[0-9]+\s*[年月日]|[一二三四五六七八九十百千]+[年月日]")
 # A duration is asked for ("どのくらいの期間", "期間は？"), not merely named ("採用後一定期間在籍した場合、…").
