@@ -199,3 +199,15 @@ def test_a_katakana_question_word_meets_the_kanji_word_of_a_sentence(lexicon: Le
     without = SentenceScorer(embedder).score(question, [passage]).ranked()[0]
     assert "欧州" in with_list.text and with_list.keyword == 1.0
     assert without.keyword == 0.0
+
+
+def test_an_english_figure_meets_the_same_figure_in_japanese(lexicon: Lexicon, embedder: object) -> None:
+    from assistant.answering.extractive import SentenceScorer, rendered_overlap
+
+    scorer = SentenceScorer(embedder, lexicon=lexicon)  # type: ignore[arg-type]
+    question = "What did Trump say on the 19th?"
+    q_tokens, renderings, _ = scorer.question_terms(question)
+    assert ("19",) in renderings
+    said = rendered_overlap(renderings, "19日にトランプ氏は地上部隊の派遣を否定した。")
+    other_day = rendered_overlap(renderings, "2019年にトランプ氏は地上部隊の派遣を否定した。")
+    assert said > other_day > 0  # "19" in "19日", not inside "2019年"

@@ -253,8 +253,11 @@ class SentenceScorer:
         shortest = MIN_GLOSS_CHARS if lang == "ja" else MIN_RENDERING_CHARS
         out = [tuple(f for f in (unicodedata.normalize("NFKC", x).lower() for x in r.renderings) if len(f) >= shortest)
                for r in found]
+        # A figure is written the same in both languages ("on the 19th": "19日", "in 2025": "2025年").
+        figures = [m.group(1) for t in q_tokens if (m := _FIGURE_TOKEN.fullmatch(t))] if lang == "en" else []
+        out.extend((f,) for f in figures)
         # Content words the lexicon does not render (names in Latin script, say) still count as words.
-        out.extend(() for _ in range(max(0, len(q_tokens) - words)))
+        out.extend(() for _ in range(max(0, len(q_tokens) - words - len(figures))))
         return out
 
     def names_label(self, label: str, q_tokens: set[str], renderings: list[tuple[str, ...]], glosses: bool) -> bool:
@@ -387,6 +390,17 @@ _CELL_SEP = " | "
 _DIGIT = re.compile(r"[0-9０-９]")
 
 
+# An English question's figure: "19th", "2025", "3" (the digits, not "g7" or "covid-19").
+_FIGURE_TOKEN = re.compile(r"([0-9]+)(?:st|nd|rd|th|s)?")
+
+
+def _holds_form(body: str, form: str) -> bool:
+    """A rendering in a Japanese text: a figure as a whole number ("19" in "19日", not in "2019年")."""
+    if form.isdigit():
+        return re.search(r"(?<![0-9.,])" + form + r"(?![0-9])", body) is not None
+    return form in body
+
+
 def rendered_overlap(renderings: Sequence[tuple[str, ...]], text: str, english: bool = False) -> float:
     """Share of the question's words (one tuple of renderings each) that the text holds; `english`:
     the renderings are English glosses, found as words (`_holds`), not as any substring."""
@@ -395,7 +409,7 @@ def rendered_overlap(renderings: Sequence[tuple[str, ...]], text: str, english: 
     body = unicodedata.normalize("NFKC", text).lower()
     if english:
         return sum(1 for forms in renderings if any(_holds(body, f) for f in forms)) / len(renderings)
-    return sum(1 for forms in renderings if any(f in body for f in forms)) / len(renderings)
+    return sum(1 for forms in renderings if any(_holds_form(body, f) for f in forms)) / len(renderings)
 
 
 def _holds(body: str, form: str) -> bool:
