@@ -29,7 +29,7 @@ from assistant.settings import Settings, apply_offline_env
 
 log = logging.getLogger(__name__)
 
-BUILD_VERSION = "1"
+BUILD_VERSION = "2"  # 2: int8 weights in 7 bits, the same vectors on every CPU
 MARKER = "assistant-build.json"
 QUERY_PREFIX = "query: "
 PASSAGE_PREFIX = "passage: "

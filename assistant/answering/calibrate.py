@@ -28,6 +28,7 @@ import argparse
 import json
 import math
 import random
+import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -335,7 +336,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     lexicon = load_lexicon(str(settings.model_dir))
     if lexicon is None:
         raise SystemExit("no English-Japanese word list: run the README's set-up (assistant build-model) first")
-    examples = collect(args.datasets, embedder, args.cache, lexicon)
+    # The vectors belong to one build of the model: another build (or backend) keeps its own.
+    examples = collect(args.datasets, embedder, args.cache / re.sub(r"[^\w.-]+", "_", embedder.version), lexicon)
     fit_part, held_out = split(examples)
     rule = fit(fit_part)
     held = measure(rule, held_out)
