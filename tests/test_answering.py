@@ -305,6 +305,9 @@ def test_a_field_heading_is_quoted_when_its_label_is_asked(embedder: object) -> 
         assert not a.refused, a.answer
         assert_valid(a)
         assert a.citations[0].quote == section, a.answer
+    # Nor one about another person's fields: the heading answers by its place only for this profile.
+    for question in ("田中さんの研究分野は何ですか。", "What are Tanaka's research fields?"):
+        assert not any(s.focus for s in pipe.scorer.score(question, [passage]).sentences), question
     # A question that does not name the field is not answered from the heading.
     scored = pipe.scorer.score("2001年からどこに所属していますか。", [passage]).ranked()
     assert all(s.text != section for s in scored)

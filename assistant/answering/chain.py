@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 Retrieve = Callable[[str, int, "Filters | None"], list[Passage]]
 # A section heading this short is a label ("ロシア", "米国の立場"), not a title that states a topic.
 SHORT_LABEL_CHARS = 12
+# How far down the ranking a list under a label the question names is looked for (at least): such a list
+# names its party only in its label and ranks low, the lower the fewer passages are asked for.
+LABEL_POOL = 10
 MAX_PROMOTED = 2
 # A document's passages in order, by document id (for questions about a whole document).
 DocumentPassages = Callable[[str], list[Passage]]
@@ -142,7 +145,7 @@ class AnswerPipeline:
             first = self.retrieve(question, 1, filters)
             passages = self.document(first[0].doc_id)[: overview.MAX_CHUNKS] if first else []
         else:
-            passages = self._labelled(question, top_k, self.retrieve(question, 2 * top_k, filters))
+            passages = self._labelled(question, top_k, self.retrieve(question, max(2 * top_k, LABEL_POOL), filters))
             if state["header"] and passages and self.document is not None:
                 # The document's own date or maker: its header passage, when it has one, comes first.
                 head = self.document(passages[0].doc_id)[:1]

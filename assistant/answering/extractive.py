@@ -69,6 +69,9 @@ ASKS_MANY = re.compile(
 # focus (`question_focus`).
 _FOCUS = re.compile(r"([^\s、。？?！!「」]+?)(?:とは|って|は|を|について)(?:何|なに|なん|どう|どんな|どのよう|どういう|どれ|"
                     r"どちら|いくら|いつ|どこ|誰|だれ|教え|説明|$)")
+# An English question that asks only what something is: "What are the research fields?".
+_WHAT_IS = re.compile(r"what(?:'s| is| are| was| were) (?:the |its |his |her |their |your )?(?:[\w'-]+ ){0,3}[\w'-]+\s*\??",
+                      re.IGNORECASE)
 # Headings that name a cause: a why-question's answer stands under them.
 CAUSE_HEADINGS = frozenset(["原因", "理由", "要因", "背景", "経緯"])
 # Where a modifier ends inside that phrase: a particle, or a verb or adjective ending before a noun.
@@ -117,7 +120,8 @@ class Scored:
     # A list item's label line (`item_context`), and whether the question names it.
     label: str = ""
     label_asked: bool = False
-    # Whether it stands under a heading that names what the question asks about (`focus_sections`).
+    # Whether it stands under a heading that names what the question asks about (`focus_sections`),
+    # or is a field heading the question asks for (`field_asked`).
     focus: bool = False
 
     @property
@@ -135,7 +139,7 @@ class Evidence:
     why: bool = False  # the question asks for a reason or a cause (`ASKS_WHY`)
     table: bool = False  # the question asks what a table or a list says (`ASKS_TABLE`)
     detail: bool = False  # the question asks for a date or a number (`answertype.VETO_TYPES`)
-    focus: bool = False  # some sentence stands under a heading the question asks about (`Scored.focus`)
+    focus: bool = False  # some sentence stands under a heading the question asks about, or is a field it asks for
 
     def ranked(self) -> list[Scored]:
         return sorted((s for s in self.sentences if not s.instruction), key=lambda s: -s.score)
@@ -292,6 +296,35 @@ class SentenceScorer:
             out.append(named)
         return out
 
+    def field_asked(self, question: str, p: Passage, q_tokens: set[str], renderings: list[tuple[str, ...]],
+                    glosses: bool) -> str:
+        """The passage's section heading when it is a field the question asks for ("研究分野：…" for
+        "研究分野は何ですか" or "What are the research fields?") and the question's other words are mostly in
+        the passage or its title (not "What are Tanaka's research fields?" over Sato's profile); else ""."""
+        heading = p.section.strip()
+        if not (heading and is_field(heading)):
+            return ""
+        label = field_label(heading)
+        if not self.names_label(label, q_tokens, renderings, glosses):
+            return ""
+        where = f"{p.title}\n{p.text}"
+        if renderings and not glosses:
+            # An English question over a Japanese text that asks only "what is the …?", word by word through
+            # its renderings, which often miss ("fields" renders 田畑, not 分野): the words found in the label
+            # or the passage must be at least half ("research fields": 研究 in the label; not "Tanaka's
+            # research fields").
+            if not _WHAT_IS.fullmatch(question.strip()):
+                return ""
+            others = [r for r in renderings if not rendered_overlap([r], label)]
+            hits = len(renderings) - len(others)
+            found = sum(1 for r in others if rendered_overlap([r], where))
+            return single_spaced(heading) if 2 * (hits + found) >= len(renderings) else ""
+        # The whole label, not a part of it ("研究" of 研究分野 in "…研究所に在籍していますか").
+        if not self.tokens(label) <= q_tokens:
+            return ""
+        rest = q_tokens - self.tokens(label)
+        return single_spaced(heading) if 2 * len(rest & self.tokens(where)) >= len(rest) else ""
+
     def question_terms(self, question: str) -> tuple[set[str], list[tuple[str, ...]], bool]:
         """The question's content words, their renderings in the other language, and whether those
         are English glosses of a Japanese question (`rendered_overlap`'s `english`)."""
@@ -333,6 +366,7 @@ class SentenceScorer:
                     contexts.append("" if p.title and single_spaced(context) == single_spaced(p.title) else context)
         wanted = answertype.asked_types(question)
         focus = self.focus_sections(question, q_tokens, top)
+        fields = [self.field_asked(question, p, q_tokens, renderings, glosses) for p in top]
         scored: list[Scored] = []
         if spans:
             q_vec = self.query_vector(question)
@@ -356,7 +390,7 @@ class SentenceScorer:
                 instruction = bool(INSTRUCTION_RE.search(text))
                 score = float(d) + KEYWORD_WEIGHT * max(kw, rendered) + bonus - 0.002 * i
                 scored.append(Scored(i, s, e, text, float(d), kw, bonus, instruction, score, rendered, c,
-                                     named.get(c, False), focus[i]))
+                                     named.get(c, False), focus[i] or single_spaced(text) == fields[i]))
         evidence = Evidence(scored, many=bool(ASKS_MANY.search(question)), table=bool(ASKS_TABLE.search(question)),
                             why=bool(ASKS_WHY.search(question)), detail=any(t in answertype.VETO_TYPES for t in wanted),
                             focus=any(s.focus for s in scored))
