@@ -69,13 +69,13 @@ ASKS_MANY = re.compile(
 # focus (`question_focus`).
 _FOCUS = re.compile(r"([^\s、。？?！!「」]+?)(?:とは|って|は|を|について)(?:何|なに|なん|どう|どんな|どのよう|どういう|どれ|"
                     r"どちら|いくら|いつ|どこ|誰|だれ|教え|説明|$)")
+# Where a modifier ends inside that phrase: a particle, or a verb or adjective ending before a noun.
+_MODIFIER_END = re.compile(r"^.*(?:の|が|を|に|で|と|へ|や|た|る|い|な|、)")
 # An English question that asks only what something is: "What are the research fields?".
 _WHAT_IS = re.compile(r"what(?:'s| is| are| was| were) (?:the |its |his |her |their |your )?(?:[\w'-]+ ){0,3}[\w'-]+\s*\??",
                       re.IGNORECASE)
 # Headings that name a cause: a why-question's answer stands under them.
 CAUSE_HEADINGS = frozenset(["原因", "理由", "要因", "背景", "経緯"])
-# Where a modifier ends inside that phrase: a particle, or a verb or adjective ending before a noun.
-_MODIFIER_END = re.compile(r"^.*(?:の|が|を|に|で|と|へ|や|た|る|い|な|、)")
 
 # Text inside a document that speaks to the answerer is data, never an answer.
 INSTRUCTION_RE = re.compile(
