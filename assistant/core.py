@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,8 @@ from assistant.ingest import UPLOAD_ORIGIN, Ingestor, Job, sanitize_filename
 from assistant.retrieval import Mode, Retriever
 from assistant.settings import Settings, apply_offline_env
 from assistant.types import Answer, Chunk, IngestReport, Passage
+
+log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int, str], None]  # (done, total, what)
 
@@ -58,6 +61,8 @@ class Assistant:
         self.retriever = retriever
         self.ingestor = ingestor
         self._pipeline = pipeline
+        # What `make_assistant` re-indexed on opening: documents an earlier version indexed otherwise.
+        self.refreshed: IngestReport | None = None
 
     # Questions -----------------------------------------------------------------------------------
     def allowed_docs(self, filters: Filters | None) -> set[str] | None:
@@ -195,4 +200,11 @@ def make_assistant(settings: Settings | None = None) -> Assistant:
     retriever = Retriever(index, vectors, embedder, settings.candidates_k, with_title=settings.embed_with_title,
                           lexicon=load_lexicon(str(settings.model_dir)))
     ingestor = Ingestor(settings, index, vectors, embedder.version)
-    return Assistant(settings, index, vectors, embedder, retriever, ingestor)
+    assistant = Assistant(settings, index, vectors, embedder, retriever, ingestor)
+    if ingestor.outdated():
+        # After an upgrade that changes the model or the chunking: the old vectors would be compared
+        # with questions the new model embeds.
+        assistant.refreshed = ingestor.refresh()
+        for failure in assistant.refreshed.failed:
+            log.warning("%s: %s", failure.source, failure.reason)
+    return assistant

@@ -176,6 +176,30 @@ class Ingestor:
         report.seconds = round(time.perf_counter() - started, 3)
         return report
 
+    def outdated(self) -> list[tuple[DocRecord, str]]:
+        """Documents an earlier version indexed otherwise (another embedding model, chunker, tokenizer
+        or chunk size), each with what changed."""
+        return [(r, why) for r in self.index.records() if (why := version_change(r.versions, self.versions))]
+
+    def refresh(self, progress: ProgressFn | None = None) -> IngestReport:
+        """Re-indexes the documents `outdated` lists from their files, uploads included, so that the
+        store never mixes vectors of two models: a question embedded by the new model against passages
+        embedded by the old one is scored by neither. A document whose file is gone keeps its old
+        index and is reported failed, in both languages."""
+        with self.writer():
+            jobs: list[Job] = []
+            failures: list[Failure] = []
+            for rec, why in self.outdated():
+                path = (self.settings.documents_dir / Path(rec.source).name if rec.origin == UPLOAD_ORIGIN
+                        else Path(rec.origin) / rec.doc_id)
+                if path.is_file():
+                    log.warning("re-indexing %s: %s", rec.doc_id, why)
+                    jobs.append(Job(path, rec.doc_id, rec.origin, rec.source))
+                else:
+                    failures.append(Failure(rec.source, f"not re-indexed ({why}): its file {path} is gone",
+                                            f"再インデックスできません（{why}）：ファイル {path} がありません"))
+            return self._execute(jobs, progress, failures) if jobs or failures else IngestReport()
+
     def run_jobs(self, jobs: list[Job], progress: ProgressFn | None = None) -> IngestReport:
         with self.writer():
             return self._execute(jobs, progress)

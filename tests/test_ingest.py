@@ -130,11 +130,53 @@ def test_bad_documents_do_not_stop_the_run(tmp_path: Path, corpus: Path) -> None
 def test_version_change_reindexes_with_reason(tmp_path: Path, corpus: Path) -> None:
     a = make_assistant(make_settings(tmp_path / "data"))
     a.ingest([corpus])
-    b = make_assistant(make_settings(tmp_path / "data", chunk_chars=250))
-    report = b.ingest([corpus])
-    assert report.changed == [BRIEFING]
-    assert "chunking changed" in report.reindexed[BRIEFING]
+    b = make_assistant(make_settings(tmp_path / "data", chunk_chars=250))  # re-indexes on opening
+    assert b.refreshed is not None and b.refreshed.changed == [BRIEFING]
+    assert "chunking changed" in b.refreshed.reindexed[BRIEFING]
     assert b.vectors.count() == len(b.index.chunk_ids(BRIEFING))
+    assert b.ingest([corpus]).skipped == [BRIEFING]
+
+
+def test_documents_an_older_model_embedded_are_re_embedded_on_opening(tmp_path: Path, corpus: Path) -> None:
+    settings = make_settings(tmp_path / "data")
+    a = make_assistant(settings)
+    a.ingest([corpus])
+    a.add_upload("memo.txt", "北海電機は来年度の設備投資を3割増やす。".encode())
+    ids = a.index.chunk_ids(BRIEFING)
+    fresh = a.vectors.store.get(ids=ids, include=["embeddings"])["embeddings"]
+    # As an earlier build left them: recorded under another model, with other vectors.
+    for doc in (BRIEFING, "uploads/memo.txt"):
+        rec = a.index.get_record(doc)
+        assert rec is not None
+        versions = json.dumps({**rec.versions, "embedder": "older-model"})
+        a.index.conn.execute("UPDATE documents SET versions = ? WHERE doc_id = ?", (versions, doc))
+    a.index.conn.commit()
+    a.vectors.store._collection.update(ids=ids, embeddings=[[-x for x in v] for v in fresh])
+    a.index.close()
+    b = make_assistant(settings)
+    assert b.refreshed is not None and sorted(b.refreshed.changed) == sorted([BRIEFING, "uploads/memo.txt"])
+    assert "embedder changed (older-model ->" in b.refreshed.reindexed[BRIEFING]
+    again = b.vectors.store.get(ids=ids, include=["embeddings"])["embeddings"]
+    assert max(abs(x - y) for u, v in zip(fresh, again, strict=True) for x, y in zip(u, v, strict=True)) < 1e-5
+    assert b.retrieve("北海電機の設備投資")[0].doc_id == "uploads/memo.txt"
+    assert make_assistant(settings).refreshed is None  # nothing left to do
+
+
+def test_a_document_whose_file_is_gone_keeps_its_index_and_is_reported(tmp_path: Path, corpus: Path) -> None:
+    settings = make_settings(tmp_path / "data")
+    a = make_assistant(settings)
+    a.ingest([corpus])
+    rec = a.index.get_record(BRIEFING)
+    assert rec is not None
+    a.index.conn.execute("UPDATE documents SET versions = ? WHERE doc_id = ?",
+                         (json.dumps({**rec.versions, "embedder": "older-model"}), BRIEFING))
+    a.index.conn.commit()
+    a.index.close()
+    (corpus / BRIEFING).unlink()
+    b = make_assistant(settings)
+    assert b.refreshed is not None and [f.source for f in b.refreshed.failed] == [rec.source]
+    assert "its file" in b.refreshed.failed[0].reason and "ファイル" in b.refreshed.failed[0].reason_ja
+    assert b.retrieve("トランプ氏の制裁の延期")  # still answerable from the old index
 
 
 def test_filters_by_document_and_date(tmp_path: Path, corpus: Path) -> None:
@@ -215,11 +257,11 @@ def test_keyword_weighting_change_resets_and_reindexes(tmp_path: Path, corpus: P
     a.ingest([corpus])
     a.index.conn.execute("UPDATE kw_meta SET value = 'older-weighting' WHERE key = 'version'")
     a.index.close()
-    b = make_assistant(settings)  # opens despite the stale keyword index
-    assert b.index.keyword.count() == 0
-    report = b.ingest([corpus])
-    assert report.changed == [BRIEFING] and "tokenizer changed" in report.reindexed[BRIEFING]
+    b = make_assistant(settings)  # opens despite the stale keyword index, and rebuilds it
+    report = b.refreshed
+    assert report is not None and report.changed == [BRIEFING] and "tokenizer changed" in report.reindexed[BRIEFING]
     assert b.index.keyword.count() == b.index.counts()["chunks"] > 0
+    assert b.ingest([corpus]).skipped == [BRIEFING]
 
 
 
