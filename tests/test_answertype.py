@@ -273,3 +273,53 @@ def test_the_year_of_the_heading_a_quote_stands_under_counts(embedder: object) -
     other = pipe.ask("北海電機の2026年度の年間配当はいくらですか。")
     assert other.refused and other.refusal_reason == "asked_detail_absent (year 2026)", other.answer
     assert veto("2026年度の配当は？", ["年間配当は60円とする。"]) is None  # without the heading, nothing says which year
+
+
+@pytest.mark.parametrize(("question", "quotes", "headings", "expected"), [
+    # A figure of something else is no answer to a quantity asked for by name.
+    ("What is the current interest rate of the Bank of Japan?", ["中国向けは前年同期比9%減の158億円にとどまった。"],
+     ["2026年度第1四半期決算"], "measure interest rate"),
+    ("日本銀行の政策金利は何%ですか。", ["売上高は前年同期比12%増の842億円となった。"], [], "measure interest rate"),
+    ("What is the company's dividend for this year?", ["新工場への投資額は総額で約450億円を見込む。"], [], "measure dividend"),
+    ("インドの人口はどのくらいか。", ["インドの国土は約328万平方キロメートルある。"], [], "measure population"),
+    # Named by the quote, in either language, or by the heading it stands under.
+    ("What is the company's dividend for this year?", ["年間配当は1株60円を予定する。"], [], None),
+    ("年間配当はいくらですか", ["1株当たり60円とする。"], ["株主還元（配当）"], None),
+    ("What was the operating profit?", ["営業利益は同21%増の63億円だった。"], [], None),
+    ("東京の人口はどのくらいか。", ["東京都には約1400万人が住んでいる。"], [], None),
+    # Named as a topic or in passing, the quantity is not what is asked for.
+    ("なぜ売上が減ったのか", ["景気減速の影響を受けた。"], [], None),
+    ("How did sales to China do?", ["中国向けは前年同期比9%減の158億円にとどまった。"], [], None),
+    ("人口が少ない国はどこか。", ["ラオスは山がちな内陸国である。"], [], None),
+])
+def test_a_quantity_asked_for_by_name_must_be_spoken_of(question: str, quotes: list[str], headings: list[str],
+                                                        expected: str | None) -> None:
+    assert veto(question, quotes, headings) == expected
+
+
+def test_the_refusal_names_the_missing_quantity_in_the_questions_language() -> None:
+    from assistant.answering.refusal import refusal_text
+
+    assert refusal_text("en", "asked_detail_absent (measure interest rate)") == \
+        "The documents do not give the interest rate asked for."
+    assert refusal_text("ja", "asked_detail_absent (measure interest rate)") == \
+        "資料には、お尋ねの金利についての記述が見つかりませんでした。"
+
+
+RESULTS = ("南陽食品　2026年度上期決算の概要。上期の売上高は前年同期比8%増の1,260億円となった。"
+           "海外向けは前年同期比6%減の210億円にとどまった。営業利益は同15%増の94億円だった。"
+           "中間配当は1株当たり25円とし、前年から5円増やす。")
+
+
+def test_a_quantity_the_passages_never_speak_of_is_refused_by_name(embedder: object) -> None:
+    pipe = make_pipeline(Settings(llm="extractive"), embedder, make_retrieve(embedder, briefing_passages([RESULTS])))
+    price = pipe.ask("What is the company's share price?")
+    assert price.refused and price.refusal_reason == "asked_detail_absent (measure share price)"
+    assert price.answer == "The documents do not give the share price asked for."
+    dividend = pipe.ask("中間配当はいくらですか。")
+    assert not dividend.refused and "25円" in dividend.citations[0].quote
+    # The sentence leaves its topic (売上高) to the one before: its passage speaks of it.
+    fall = pipe.ask("How much did overseas sales fall?")
+    assert not fall.refused, fall.refusal_reason
+    assert "210億円" in fall.citations[0].quote
+    assert_valid(fall)

@@ -89,7 +89,8 @@ def _example(scorer: SentenceScorer, qid: str, group: str, label: int, question:
     evidence = scorer.score(question, passages)
     chosen = select(evidence)
     headings = [h for s in chosen for h in (passages[s.passage].title, passages[s.passage].section) if h]
-    vetoed = not chosen or answertype.veto(question, [s.text for s in chosen], headings) is not None
+    context = [passages[s.passage].text for s in chosen]
+    vetoed = not chosen or answertype.veto(question, [s.text for s in chosen], headings, context) is not None
     return Example(qid, group, label, evidence.features, vetoed)
 
 

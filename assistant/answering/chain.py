@@ -208,7 +208,8 @@ class AnswerPipeline:
             # A chat model reads every given passage; the extractive answer only its quotes.
             read = [state["passages"][s.passage] for s in chosen] if self.chat_model is None else state["passages"]
             given = [s.text for s in chosen] if self.chat_model is None else [x.text for x in read]
-            absent = answertype.veto(state["standalone"], given, [h for x in read for h in (x.title, x.section) if h])
+            absent = answertype.veto(state["standalone"], given, [h for x in read for h in (x.title, x.section) if h],
+                                     [x.text for x in read])
             if absent:
                 # The question asks for a date or a number and nothing the answer rests on gives one, or
                 # names a year they do not speak of: quoting them would look like an answer without being one.

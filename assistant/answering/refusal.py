@@ -13,6 +13,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from assistant.answering import answertype
 from assistant.types import Citation, Passage
 
 REFUSAL_TEXT = {
@@ -28,6 +29,9 @@ DETAIL_TEXT = {
     # "asked_detail_absent (year 2030)": the quotes speak of other years.
     ("en", "year"): "Nothing found answers this for {0}: the closest passages concern other years.",
     ("ja", "year"): "お尋ねの{0}年について答える記述は見つかりませんでした（近い記述は別の年についてのものです）。",
+    # "asked_detail_absent (measure interest rate)": the quotes give figures, but not of that quantity.
+    ("en", "measure"): "The documents do not give the {0} asked for.",
+    ("ja", "measure"): "資料には、お尋ねの{0}についての記述が見つかりませんでした。",
 }
 # Shown under a refusal, before the passages that came closest: they are pointers, not an answer.
 NEAR_LABEL = {
@@ -104,6 +108,8 @@ def refusal_text(language: str, reason: str = "") -> str:
     lang = language if language in REFUSAL_TEXT else "en"
     detail = reason.removeprefix("asked_detail_absent (").removesuffix(")") if reason.startswith("asked_detail") else ""
     kind, _, value = detail.partition(" ")
+    if kind == "measure":
+        value = answertype.measure_name(value, lang)
     return DETAIL_TEXT.get((lang, kind), REFUSAL_TEXT[lang]).format(value)
 
 
