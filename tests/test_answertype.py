@@ -7,8 +7,10 @@ import pytest
 from assistant.answering.answertype import (
     absent,
     asked_counter,
+    asked_measures,
     asked_types,
     case_marked_place,
+    names_other_measure,
     supplies,
     veto,
 )
@@ -323,3 +325,17 @@ def test_a_quantity_the_passages_never_speak_of_is_refused_by_name(embedder: obj
     assert not fall.refused, fall.refusal_reason
     assert "210億円" in fall.citations[0].quote
     assert_valid(fall)
+
+
+def test_a_sentence_about_another_quantity_is_not_the_answer(embedder: object) -> None:
+    assert asked_measures("上期の営業利益はいくらですか。") == ["profit"]
+    assert asked_measures("なぜ営業利益が増えたのか") == []
+    assert names_other_measure(["profit"], "上期の売上高は前年同期比8%増の1,260億円となった。")
+    assert not names_other_measure(["profit"], "営業利益は同15%増の94億円だった。")
+    assert not names_other_measure(["revenue"], "海外向けは前年同期比6%減の210億円にとどまった。")
+    assert not names_other_measure(["revenue"], "2026年度の海外向けは6%減った。")  # "年度" names no temperature
+    pipe = make_pipeline(Settings(llm="extractive"), embedder, make_retrieve(embedder, briefing_passages([RESULTS])))
+    # The sales sentence shares 上期 and 前年 with the question, and was quoted first.
+    a = pipe.ask("上期の営業利益は前年からどれだけ増えましたか。")
+    assert not a.refused, a.refusal_reason
+    assert [c.quote for c in a.citations] == ["営業利益は同15%増の94億円だった。"], a.answer

@@ -309,6 +309,25 @@ def measure_name(kind: str, language: str) -> str:
 _ASK_REASON = re.compile(r"なぜ|何故|どうして|理由|原因|要因|背景|\bwhy\b|\bhow (?:did|does|do|is|was|were|will|can|could)\b")
 
 
+def asked_measures(question: str) -> list[str]:
+    """The quantities the question asks for by name (`_MEASURES`), unless it asks why or how, or for a
+    date, a name or a place, which only mentions them."""
+    q = fold(question)
+    if _ASK_REASON.search(q) or any(t in ("date", "name", "place") for t in asked_types(question)):
+        return []
+    return [kind for kind, (asked, _) in _MEASURE_RES.items() if asked.search(q)]
+
+
+def names_other_measure(measures: Sequence[str], sentence: str) -> bool:
+    """Whether a sentence names another quantity by its name and none of those asked for: "第1四半期の売上
+    高は842億円" is about sales, not the operating profit "第1四半期の営業利益はいくらか" asks for. A
+    sentence that names none ("海外向けは6%減の210億円", its topic left to the one before) is not."""
+    s = fold(sentence)
+    if not measures or any(_MEASURE_RES[k][1].search(s) for k in measures):
+        return False
+    return any(asked.search(s) for kind, (asked, _) in _MEASURE_RES.items() if kind not in measures)
+
+
 def unnamed_measure(question: str, quotes: list[str], headings: Sequence[str] = (), context: Sequence[str] = ()
                     ) -> str | None:
     """The quantity the question asks for by name (an interest rate, a dividend, the population) when
@@ -317,14 +336,8 @@ def unnamed_measure(question: str, quotes: list[str], headings: Sequence[str] = 
     円" after "売上高は…"). On the shared data (5,096 questions) the answer sentence or its article's
     title names the quantity for every one of the 22 questions that ask for a figure by such a name,
     and for 71 of the 78 that name one at all; the other 7 ask for a place or a name."""
-    q = fold(question)
-    if _ASK_REASON.search(q) or any(t in ("date", "name", "place") for t in asked_types(question)):
-        return None
     given = [fold(t) for t in [*quotes, *headings, *context]]
-    for kind, (asked, spoken) in _MEASURE_RES.items():
-        if asked.search(q) and not any(spoken.search(t) for t in given):
-            return kind
-    return None
+    return next((k for k in asked_measures(question) if not any(_MEASURE_RES[k][1].search(t) for t in given)), None)
 
 
 def veto(question: str, quotes: list[str], headings: Sequence[str] = (), context: Sequence[str] = ()

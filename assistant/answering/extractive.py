@@ -123,6 +123,8 @@ class Scored:
     # Whether it stands under a heading that names what the question asks about (`focus_sections`),
     # or is a field heading the question asks for (`field_asked`).
     focus: bool = False
+    # Whether it names a quantity other than the one the question asks for (`answertype.names_other_measure`).
+    other_measure: bool = False
 
     @property
     def base_score(self) -> float:
@@ -365,6 +367,7 @@ class SentenceScorer:
                     # Lines under the document's own title (a date, a byline) are no list's items.
                     contexts.append("" if p.title and single_spaced(context) == single_spaced(p.title) else context)
         wanted = answertype.asked_types(question)
+        measures = answertype.asked_measures(question)
         focus = self.focus_sections(question, q_tokens, top)
         fields = [self.field_asked(question, p, q_tokens, renderings, glosses) for p in top]
         scored: list[Scored] = []
@@ -390,7 +393,8 @@ class SentenceScorer:
                 instruction = bool(INSTRUCTION_RE.search(text))
                 score = float(d) + KEYWORD_WEIGHT * max(kw, rendered) + bonus - 0.002 * i
                 scored.append(Scored(i, s, e, text, float(d), kw, bonus, instruction, score, rendered, c,
-                                     named.get(c, False), focus[i] or single_spaced(text) == fields[i]))
+                                     named.get(c, False), focus[i] or single_spaced(text) == fields[i],
+                                     answertype.names_other_measure(measures, full)))
         evidence = Evidence(scored, many=bool(ASKS_MANY.search(question)), table=bool(ASKS_TABLE.search(question)),
                             why=bool(ASKS_WHY.search(question)), detail=any(t in answertype.VETO_TYPES for t in wanted),
                             focus=any(s.focus for s in scored))
@@ -567,6 +571,10 @@ def select(evidence: Evidence) -> list[Scored]:
         # "再発防止策は何ですか" over a report with a section "再発防止策": that section answers it, whatever
         # running text elsewhere shares more of its words ("受注システムが停止し…" for "…止まった原因は").
         ranked = [s for s in ranked if s.focus]
+    if any(s.other_measure for s in ranked) and not all(s.other_measure for s in ranked):
+        # "第1四半期の営業利益はいくらですか": a sentence about sales ("第1四半期の売上高は842億円") shares more
+        # words than the one about profit, but states another quantity.
+        ranked = [s for s in ranked if not s.other_measure]
     if not ranked:
         return []
     best = ranked[0]
