@@ -167,8 +167,7 @@ class Assistant:
             return False
         self.ingestor.delete(doc_id)
         if rec.origin == UPLOAD_ORIGIN:
-            stored = self.settings.documents_dir / Path(rec.source).name
-            stored.unlink(missing_ok=True)
+            self.ingestor.file_of(rec).unlink(missing_ok=True)
         return True
 
     def health(self) -> dict[str, Any]:

@@ -176,6 +176,13 @@ class Ingestor:
         report.seconds = round(time.perf_counter() - started, 3)
         return report
 
+    def file_of(self, rec: DocRecord) -> Path:
+        """The file a document was read from: an upload's copy in the documents folder, else the file
+        under the folder it was ingested from (`discover`: its id is its path there)."""
+        if rec.origin == UPLOAD_ORIGIN:
+            return self.settings.documents_dir / Path(rec.source).name
+        return Path(rec.origin) / rec.doc_id
+
     def outdated(self) -> list[tuple[DocRecord, str]]:
         """Documents an earlier version indexed otherwise (another embedding model, chunker, tokenizer
         or chunk size), each with what changed."""
@@ -190,8 +197,7 @@ class Ingestor:
             jobs: list[Job] = []
             failures: list[Failure] = []
             for rec, why in self.outdated():
-                path = (self.settings.documents_dir / Path(rec.source).name if rec.origin == UPLOAD_ORIGIN
-                        else Path(rec.origin) / rec.doc_id)
+                path = self.file_of(rec)
                 if path.is_file():
                     log.warning("re-indexing %s: %s", rec.doc_id, why)
                     jobs.append(Job(path, rec.doc_id, rec.origin, rec.source))

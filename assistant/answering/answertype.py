@@ -304,6 +304,8 @@ _MEASURE_RES = {k: (re.compile(q), re.compile(e)) for k, (_, q, e) in _MEASURES.
 def measure_name(kind: str, language: str) -> str:
     """How a refusal names the quantity: "interest rate", "金利"."""
     return _MEASURES[kind][0] if language == "ja" and kind in _MEASURES else kind
+
+
 # A why- or how-question names a quantity as its topic ("なぜ売上が減ったのか"), and a question asking
 # for a date, a name or a place names one in passing ("人口が少ない国はどこか").
 _ASK_REASON = re.compile(r"なぜ|何故|どうして|理由|原因|要因|背景|\bwhy\b|\bhow (?:did|does|do|is|was|were|will|can|could)\b")
@@ -322,8 +324,10 @@ def names_other_measure(measures: Sequence[str], sentence: str) -> bool:
     """Whether a sentence names another quantity by its name and none of those asked for: "第1四半期の売上
     高は842億円" is about sales, not the operating profit "第1四半期の営業利益はいくらか" asks for. A
     sentence that names none ("海外向けは6%減の210億円", its topic left to the one before) is not."""
+    if not measures:  # most questions: nothing to fold
+        return False
     s = fold(sentence)
-    if not measures or any(_MEASURE_RES[k][1].search(s) for k in measures):
+    if any(_MEASURE_RES[k][1].search(s) for k in measures):
         return False
     return any(asked.search(s) for kind, (asked, _) in _MEASURE_RES.items() if kind not in measures)
 
