@@ -110,7 +110,10 @@ class Assistant:
         return self.ingestor.run(list(paths) or [Path("corpus")], prune=prune, progress=progress)
 
     def add_upload(self, filename: str, data: bytes, progress: ProgressFn | None = None) -> IngestReport:
-        """Stores an uploaded file under the documents folder (name sanitised) and ingests it."""
+        """Stores an uploaded file under the documents folder (name sanitised) and ingests it.
+
+        When ingestion fails the folder is left as it was: a new file is removed, a replaced one put back.
+        """
         from assistant.loaders import supported_suffixes
         from assistant.types import Failure
 
@@ -139,10 +142,27 @@ class Assistant:
         if target.parent != folder.resolve():  # belt and braces: sanitize_filename already strips folders
             raise UserError("bad_filename", "Bad file name.", "ファイル名が不正です。")
         tmp = target.with_name(f".{target.name}.part")
+        previous = target.read_bytes() if target.is_file() else None
+
+        def put_back() -> None:
+            # A failed ingestion leaves the index as it was, so the folder goes back to what it held.
+            if previous is None:
+                target.unlink(missing_ok=True)
+            else:
+                tmp.write_bytes(previous)
+                tmp.replace(target)
+
         tmp.write_bytes(data)
         tmp.replace(target)
         job = Job(target, f"uploads/{name}", UPLOAD_ORIGIN, f"uploads/{name}")
-        return self.ingestor.run_jobs([job], progress=progress)
+        try:
+            report = self.ingestor.run_jobs([job], progress=progress)
+        except BaseException:
+            put_back()
+            raise
+        if report.failed:
+            put_back()
+        return report
 
     def list_documents(self) -> list[DocumentInfo]:
         return [

@@ -272,7 +272,8 @@ class Ingestor:
             if old.sha256 == digest and not reason:
                 report.skipped.append(job.doc_id)
                 return None
-        loaded = load_document(job.path, self.settings.max_file_bytes, self.settings.ocr, self.settings.ocr_languages)
+        loaded = load_document(job.path, self.settings.max_file_bytes, self.settings.ocr, self.settings.ocr_languages,
+                               max_pdf_pages=self.settings.max_pdf_pages)
         display = build_display(loaded.blocks)
         if not display.text.strip():
             raise LoadError("empty document: no text found", "文書が空です（テキストがありません）")
@@ -352,7 +353,14 @@ _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")
 
 
 def sanitize_filename(name: str) -> str:
-    """A safe file name for the documents folder: no folders, no control characters, no leading dots."""
+    """A safe file name for the documents folder: no folders, no control characters, no leading dots.
+
+    Invisible characters are dropped: format characters (bidi overrides such as U+202E, zero-width
+    characters, the BOM), line and paragraph separators and the C1 controls.
+    """
+    # A bidi override shows "report\u202efdp.exe" as "reportexe.pdf". ASCII controls become "_" below.
+    invisible = ("Cc", "Cf", "Cs", "Zl", "Zp")
+    name = "".join(ch for ch in name if ch < "\x80" or unicodedata.category(ch) not in invisible)
     name = unicodedata.normalize("NFC", name.replace("\\", "/")).split("/")[-1]
     name = _UNSAFE.sub("_", name).strip(" .")
     stem, dot, suffix = name.rpartition(".")

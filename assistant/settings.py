@@ -51,6 +51,7 @@ class Settings(BaseSettings):
 
     # Ingestion
     max_file_mb: float = 20.0
+    max_pdf_pages: int = 2000  # longer PDFs are refused before their text is read
     ocr: bool = True
     ocr_languages: str = "jpn+eng"
 

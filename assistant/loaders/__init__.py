@@ -40,9 +40,12 @@ def is_sidecar(path: Path) -> bool:
 
 
 def load_document(
-    path: Path, max_bytes: int, ocr: bool = True, ocr_languages: str = "jpn+eng"
+    path: Path, max_bytes: int, ocr: bool = True, ocr_languages: str = "jpn+eng", max_pdf_pages: int = 2000
 ) -> LoadedDocument:
-    """Read one document into blocks and metadata (sidecar over intrinsic); raise LoadError if unreadable."""
+    """Read one document into blocks and metadata (sidecar over intrinsic); raise LoadError if unreadable.
+
+    A .docx or .pptx may inflate to at most 10 times `max_bytes`; a PDF may have `max_pdf_pages` pages.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     loaders = registry()
@@ -64,7 +67,7 @@ def load_document(
         )
     if size == 0:
         raise _empty()
-    opts = LoadOptions(max_bytes=max_bytes, ocr=ocr, ocr_languages=ocr_languages)
+    opts = LoadOptions(max_bytes=max_bytes, max_pdf_pages=max_pdf_pages, ocr=ocr, ocr_languages=ocr_languages)
     try:
         document = loaders[suffix](path, opts)
     except LoadError:

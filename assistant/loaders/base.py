@@ -26,6 +26,7 @@ class LoadOptions:
     """What a loader may need beyond the path."""
 
     max_bytes: int = 20 * 1024 * 1024
+    max_pdf_pages: int = 2000
     ocr: bool = True
     ocr_languages: str = "jpn+eng"
 

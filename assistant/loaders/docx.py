@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from assistant.loaders.archive import check_archive
 from assistant.loaders.base import LoadOptions, assign_sections, corrupt, drop_empty
 from assistant.loaders.meta import normalize_date
 from assistant.types import Block, BlockKind, DocMeta, LoadedDocument
@@ -20,6 +21,7 @@ def load(path: Path, opts: LoadOptions) -> LoadedDocument:
     import docx
     from docx.opc.exceptions import PackageNotFoundError
 
+    check_archive(path, opts.max_bytes, "Word file", "Word")
     try:
         document = docx.Document(str(path))
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:

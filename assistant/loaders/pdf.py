@@ -80,6 +80,14 @@ def load(path: Path, opts: LoadOptions) -> LoadedDocument:
     except pdfium.PdfiumError as exc:
         raise _open_error(exc) from exc
     try:
+        pages = len(pdf)  # read from the page tree; no page is loaded
+        if pages > opts.max_pdf_pages:
+            raise LoadError(
+                f"refused: the PDF has {pages:,} pages, over the limit of {opts.max_pdf_pages:,}"
+                " (ASSISTANT_MAX_PDF_PAGES)",
+                f"PDFのページ数が{pages:,}で、上限の{opts.max_pdf_pages:,}ページ（ASSISTANT_MAX_PDF_PAGES）を"
+                "超えているため受け付けません",
+            )
         return _load(pdf, opts)
     finally:
         pdf.close()

@@ -6,6 +6,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from assistant.loaders.archive import check_archive
 from assistant.loaders.base import LoadOptions, corrupt, drop_empty
 from assistant.loaders.meta import normalize_date
 from assistant.types import Block, BlockKind, DocMeta, LoadedDocument
@@ -19,6 +20,7 @@ def load(path: Path, opts: LoadOptions) -> LoadedDocument:
     from pptx import Presentation
     from pptx.exc import PackageNotFoundError
 
+    check_archive(path, opts.max_bytes, "PowerPoint file", "PowerPoint")
     try:
         presentation = Presentation(str(path))
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
