@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant.errors import UserError, check_question
+from assistant.errors import ServiceUnavailable, UserError, check_question
 from assistant.index import Index
-from assistant.ingest import UPLOAD_ORIGIN, Ingestor, Job, sanitize_filename
+from assistant.ingest import UPLOAD_ORIGIN, Deletion, Ingestor, Job, sanitize_filename
 from assistant.retrieval import Mode, Retriever
 from assistant.settings import Settings, apply_offline_env
 from assistant.types import Answer, Chunk, IngestReport, Passage
@@ -181,14 +181,16 @@ class Assistant:
                             rec.language, rec.ingested_at, rec.sha256)
         return info, self.index.doc_chunks(doc_id), self.index.display_text(doc_id) or ""
 
-    def delete_document(self, doc_id: str) -> bool:
+    def delete_document(self, doc_id: str) -> Deletion | None:
+        """Removes a document and, for an upload, its file; None if there is none. It is removed even
+        when the vector store is down: `Deletion.vectors_pending` then counts the vectors left to delete."""
         rec = self.index.get_record(doc_id)
         if rec is None:
-            return False
-        self.ingestor.delete(doc_id)
-        if rec.origin == UPLOAD_ORIGIN:
+            return None
+        deletion = self.ingestor.delete(doc_id)
+        if deletion is not None and rec.origin == UPLOAD_ORIGIN:
             self.ingestor.file_of(rec).unlink(missing_ok=True)
-        return True
+        return deletion
 
     def health(self) -> dict[str, Any]:
         counts = self.index.counts()
@@ -220,10 +222,17 @@ def make_assistant(settings: Settings | None = None) -> Assistant:
                           lexicon=load_lexicon(str(settings.model_dir)))
     ingestor = Ingestor(settings, index, vectors, embedder.version)
     assistant = Assistant(settings, index, vectors, embedder, retriever, ingestor)
+    # Vectors a killed run or a delete during a Chroma outage left behind, deleted now rather than at the
+    # next ingest (which may never come): they take places in the dense candidates of every question.
+    ingestor.recover_on_opening()
     if ingestor.outdated():
         # After an upgrade that changes the model or the chunking: the old vectors would be compared
         # with questions the new model embeds.
-        assistant.refreshed = ingestor.refresh()
+        try:
+            assistant.refreshed = ingestor.refresh()
+        except ServiceUnavailable as exc:  # questions fail too meanwhile; the next opening re-indexes
+            log.warning("re-indexing postponed: %s", exc.message)
+            return assistant
         for failure in assistant.refreshed.failed:
             log.warning("%s: %s", failure.source, failure.reason)
     return assistant

@@ -3,7 +3,8 @@
 SQLite is the source of truth for which chunks exist. A document's chunks, its keyword postings and
 its record change in one transaction; Chroma holds vectors by chunk id, and a vector whose chunk is
 not in the `chunks` table is invisible to queries. A journal of vectors written but not yet
-committed lets the next run delete what a killed run left behind.
+committed, or no longer used once committed, lets the next opening or run delete what a killed run
+(or a clean-up the vector store was down for) left behind.
 """
 
 from __future__ import annotations
@@ -142,6 +143,9 @@ class Index:
     def chunk_ids(self, doc_id: str) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT chunk_id FROM chunks WHERE doc_id = ?", (doc_id,))]
 
+    def all_chunk_ids(self) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT chunk_id FROM chunks")}
+
     # Journal of vectors that may be in Chroma without being committed here ---------------------
     def journal_add(self, entries: Iterable[tuple[str, str]]) -> None:
         """Records (chunk_id, doc_id) pairs whose vectors are about to be written."""
@@ -149,7 +153,8 @@ class Index:
             conn.executemany("INSERT OR REPLACE INTO vector_journal (chunk_id, doc_id) VALUES (?, ?)", list(entries))
 
     def journal_orphans(self) -> list[str]:
-        """Journalled vector ids that no committed chunk uses (left by a killed run)."""
+        """Journalled vector ids that no committed chunk uses: left by a killed run, or by a clean-up
+        the vector store was down for."""
         rows = self.conn.execute(
             "SELECT j.chunk_id FROM vector_journal j LEFT JOIN chunks c ON c.chunk_id = j.chunk_id"
             " WHERE c.chunk_id IS NULL"
@@ -167,14 +172,21 @@ class Index:
     def replace_documents(
             self, items: Sequence[tuple[DocRecord, str, Sequence[Chunk], Sequence[Mapping[str, float]]]]
     ) -> list[list[str]]:
-        """Swaps documents' records, chunks and keyword postings in one transaction; returns each one's old chunk ids.
+        """Swaps documents' records, chunks and keyword postings in one transaction; returns each one's
+        stale chunk ids (old ones the new chunks do not reuse).
 
         Items are (record, display text, chunks, each chunk's keyword vector from `keyword.weigh`).
         One commit for a batch: each document is still either wholly old or wholly new, and far fewer
-        syncs are paid.
+        syncs are paid. The same commit journals the stale ids, so that their vectors are deleted even if
+        the process dies before the caller deletes them, and drops the live ones from the journal.
         """
         with self.transaction() as conn:
-            return [self._replace(conn, *item) for item in items]
+            stale = [self._replace(conn, *item) for item in items]
+            conn.executemany("DELETE FROM vector_journal WHERE chunk_id = ?",
+                             [(c.chunk_id,) for item in items for c in item[2]])
+            conn.executemany("INSERT OR REPLACE INTO vector_journal (chunk_id, doc_id) VALUES (?, ?)",
+                             [(c, item[0].doc_id) for item, ids in zip(items, stale, strict=True) for c in ids])
+            return stale
 
     def _replace(self, conn: sqlite3.Connection, record: DocRecord, display_text: str, chunks: Sequence[Chunk],
                  keyword_vectors: Sequence[Mapping[str, float]]) -> list[str]:
@@ -197,10 +209,12 @@ class Index:
                 json.dumps(record.meta, ensure_ascii=False), display_text, record.ingested_at,
             ),
         )
-        return old
+        live = {c.chunk_id for c in chunks}
+        return [c for c in old if c not in live]
 
     def delete_document(self, doc_id: str) -> list[str]:
-        """Removes a document; returns its chunk ids (their vectors are deleted by the caller)."""
+        """Removes a document and journals its chunk ids in the same commit; returns them (the caller
+        deletes their vectors, and then clears them from the journal)."""
         with self.transaction() as conn:
             old = [r[0] for r in conn.execute("SELECT chunk_id FROM chunks WHERE doc_id = ?", (doc_id,))]
             self.keyword.delete(old)

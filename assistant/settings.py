@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     models_dir: Path | None = None
     chroma_url: str | None = None
     collection: str = "passages"
+    # Every call to a Chroma server is bounded: a silent or stopped server gives `chroma_unavailable`.
+    chroma_connect_timeout_s: float = 3.0
+    chroma_timeout_s: float = 10.0  # waiting for each read (and write) of a response
 
     # Chunking
     chunk_chars: int = 400

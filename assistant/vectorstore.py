@@ -17,25 +17,55 @@ _BATCH = 256
 
 
 def make_chroma_client(settings: Settings) -> Any:
-    """An embedded `PersistentClient` under the data directory, or an `HttpClient` for a server URL."""
+    """An embedded `PersistentClient` under the data directory, or a client of the server at `chroma_url`
+    whose every call, building it included, is bounded by the Chroma time-outs."""
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
-    chroma_settings = ChromaSettings(anonymized_telemetry=False)
     if settings.chroma_url:
         url = urlparse(settings.chroma_url)
+        # What `chromadb.HttpClient` sets up, with a client class that bounds its HTTP sessions.
+        chroma_settings = ChromaSettings(
+            anonymized_telemetry=False, chroma_api_impl="chromadb.api.fastapi.FastAPI",
+            chroma_server_host=url.hostname or "127.0.0.1", chroma_server_http_port=url.port or 8000,
+            chroma_server_ssl_enabled=url.scheme == "https",
+        )
         try:
-            return chromadb.HttpClient(
-                host=url.hostname or "127.0.0.1", port=url.port or 8000, ssl=url.scheme == "https",
-                settings=chroma_settings,
-            )
+            return _bounded_client_class(settings)(settings=chroma_settings)
         except Exception as exc:  # chromadb raises plain exceptions when the server is down
             raise chroma_down(settings.chroma_url, exc) from exc
     settings.chroma_dir.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
+    return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=ChromaSettings(anonymized_telemetry=False))
+
+
+def _bounded_client_class(settings: Settings) -> Any:
+    """chromadb's `Client` whose httpx sessions time out: chromadb 1.5 builds them with `timeout=None`
+    and offers no setting, so a silent or stopped server would hang every call, and building the
+    client too (it asks the server who the user is, then checks the tenant and the database)."""
+    import httpx
+    from chromadb.api.client import Client
+
+    timeout = httpx.Timeout(settings.chroma_timeout_s, connect=settings.chroma_connect_timeout_s)
+
+    def bound(server: Any) -> None:
+        server._session.timeout = timeout
+
+    class BoundedClient(Client):
+        def get_user_identity(self) -> Any:  # the first call to the server
+            bound(self._server)
+            return super().get_user_identity()
+
+        def _validate_tenant_database(self, tenant: str, database: str) -> None:
+            admin: Any = self._admin_client  # it has a session of its own
+            bound(admin._server)
+            super()._validate_tenant_database(tenant, database)
+
+    return BoundedClient
 
 
 def chroma_down(url: str, exc: BaseException) -> ServiceUnavailable:
+    # Named after the transport error (ReadTimeout, ConnectError…), not the ValueError chromadb wraps it in.
+    exc = next((e for e in _chain(exc) if _is_transport_error(e)), exc)
     return ServiceUnavailable(
         "chroma_unavailable",
         f"The vector database at {url} cannot be reached ({type(exc).__name__}). Try again later.",
@@ -44,24 +74,50 @@ def chroma_down(url: str, exc: BaseException) -> ServiceUnavailable:
 
 
 class VectorStore:
-    """Chunk vectors keyed by chunk id, with `doc_id` and `date` metadata for filtering."""
+    """Chunk vectors keyed by chunk id, with `doc_id` and `date` metadata for filtering.
+
+    A server is connected on first use (and at the next use again if that fails): a data directory
+    opens, and the web server starts and answers /healthz with 503, while Chroma is down; each call
+    fails within the Chroma time-outs with `chroma_unavailable` until it is back.
+    """
 
     def __init__(self, settings: Settings, embeddings: Any) -> None:
+        self.settings = settings
+        self._embeddings = embeddings
+        self._client: Any = None
+        self._store: Any = None
+        if not settings.chroma_url:
+            self._connect()  # embedded: nothing to wait for, and its errors are the program's
+
+    def _connect(self) -> Any:
         from langchain_chroma import Chroma
 
-        self.settings = settings
-        self.client = make_chroma_client(settings)
+        # No lock: requests arriving while Chroma is down each wait for their own attempt, not for each other's.
+        client = make_chroma_client(self.settings)
         try:
-            self.store = Chroma(
-                collection_name=settings.collection,
-                embedding_function=embeddings,
-                client=self.client,
+            store = Chroma(
+                collection_name=self.settings.collection,
+                embedding_function=self._embeddings,
+                client=client,
                 collection_metadata={"hnsw:space": "cosine"},
             )
         except Exception as exc:
-            if settings.chroma_url:
-                raise chroma_down(settings.chroma_url, exc) from exc
+            if self.settings.chroma_url:
+                raise chroma_down(self.settings.chroma_url, exc) from exc
             raise
+        self._client, self._store = client, store
+        return store
+
+    @property
+    def store(self) -> Any:
+        """The langchain-chroma store, connected if need be (`chroma_unavailable` if the server is down)."""
+        return self._store if self._store is not None else self._connect()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._connect()
+        return self._client
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -99,6 +155,17 @@ class VectorStore:
         got = self._call(self.store.get, where={"doc_id": {"$in": list(doc_ids)}}, include=[])
         return set(got["ids"])
 
+    def all_ids(self, page: int = 5000) -> set[str]:
+        """Every vector id in the collection, read a page at a time (10k ids: about 20 ms embedded)."""
+        found: set[str] = set()
+        offset = 0
+        while True:
+            got = self._call(self.store._collection.get, include=[], limit=page, offset=offset)
+            found.update(got["ids"])
+            if len(got["ids"]) < page:
+                return found
+            offset += page
+
     def search(self, vector: list[float], k: int, doc_ids: Collection[str] | None = None) -> list[tuple[str, float]]:
         """(chunk_id, cosine similarity) best first, optionally only within `doc_ids`."""
         if doc_ids is not None and not doc_ids:
@@ -120,9 +187,14 @@ class VectorStore:
 
 
 def _is_connection_error(exc: BaseException) -> bool:
-    names = {type(e).__name__ for e in _chain(exc)}
-    return bool(names & {"ConnectError", "ConnectionError", "ConnectTimeout", "ReadTimeout", "RemoteProtocolError",
-                         "ConnectionRefusedError"}) or "Could not connect" in str(exc)
+    """Refused, reset or timed out (connect, read, write or pool), as httpx raises it or chromadb rewraps it."""
+    return any(_is_transport_error(e) for e in _chain(exc)) or "Could not connect" in str(exc)
+
+
+def _is_transport_error(exc: BaseException) -> bool:
+    import httpx
+
+    return isinstance(exc, httpx.TransportError | ConnectionError | TimeoutError)
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

@@ -61,8 +61,11 @@ def test_ingest_and_retrieve_through_a_chroma_server(tmp_path: Path, chroma_serv
 
 def test_a_chroma_server_that_is_down_gives_a_clear_error(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
+    # The data directory opens (the server is connected on first use); what needs vectors fails clearly.
+    a = make_assistant(make_settings(tmp_path / "data", chroma_url=url))
+    assert a.list_documents() == []
     with pytest.raises(ServiceUnavailable) as err:
-        make_assistant(make_settings(tmp_path / "data", chroma_url=url))
+        a.retrieve("ロシア", top_k=2)
     assert err.value.code == "chroma_unavailable"
     assert url in err.value.message and "接続できません" in err.value.message_ja
 

@@ -261,10 +261,13 @@ def make_router(services: Services) -> APIRouter:
 
     @router.delete("/documents/{doc_id:path}", summary="Remove a document and its passages")
     def delete(doc_id: str) -> dict[str, Any]:
-        if not services.assistant.delete_document(doc_id):
+        # Deleted once SQLite has committed, even with the vector store down: `vectors_pending` > 0 then
+        # counts the vectors a later recovery deletes (they are invisible to questions meanwhile).
+        deletion = services.assistant.delete_document(doc_id)
+        if deletion is None:
             raise UserError("not_found", f"No document with id '{doc_id}'.",
                             f"ID「{doc_id}」の文書はありません。", status=404)
-        return {"deleted": doc_id}
+        return {"deleted": doc_id, "vectors_pending": deletion.vectors_pending}
 
     @router.post("/feedback", max_body_size=JSON_BODY_LIMIT, summary="Rate an answer good or bad")
     def feedback(req: FeedbackRequest, request: Request) -> dict[str, Any]:

@@ -96,9 +96,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _lang_of(text: str | None) -> str:
+    """The question's language; without one (docs, ingest), the terminal's locale's: ja_JP gives Japanese."""
+    import locale
+
     from assistant.text.lang import detect_language
 
-    return detect_language(text) if text else "en"
+    if text:
+        return detect_language(text)
+    name = locale.getlocale(locale.LC_CTYPE)[0] or ""
+    return "ja" if name.lower().startswith("ja") else "en"
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
@@ -194,8 +200,11 @@ def _docs(assistant: Any, args: argparse.Namespace) -> int:
             for d in docs:
                 print(f"{d.doc_id}\t{d.chunks} chunks\t{d.date or '-'}\t{d.title}")
         return 0
-    if assistant.delete_document(args.doc_id):
-        print(f"deleted {args.doc_id}")
+    deletion = assistant.delete_document(args.doc_id)
+    if deletion is not None:
+        pending = (f" ({deletion.vectors_pending} vectors are deleted when the vector store is back)"
+                   if deletion.vectors_pending else "")
+        print(f"deleted {args.doc_id}{pending}")
         return 0
     print(f"error: no document {args.doc_id!r}", file=sys.stderr)
     return 1

@@ -253,9 +253,17 @@ def make_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI:
                               '`{"error": {"code", "message", "message_ja"}}`.')
     install_error_handlers(app)
 
-    @app.get("/healthz", tags=["health"], summary="Model, index and chunk counts")
-    def healthz() -> dict[str, Any]:
-        return {"status": "ok", **assistant.health()}
+    @app.get("/healthz", tags=["health"], summary="Model, index and chunk counts; 503 if the vector store is down")
+    def healthz() -> JSONResponse:
+        from assistant.errors import ServiceUnavailable
+
+        try:
+            return JSONResponse({"status": "ok", **assistant.health()})
+        except ServiceUnavailable as exc:
+            # Public path: the code and a plain message, not the store's address from `exc.message`.
+            return JSONResponse({"status": "unavailable", "vector_store": "unavailable", "error": {
+                "code": exc.code, "message": "The vector store cannot be reached.",
+                "message_ja": "ベクトルデータベースに接続できません。"}}, status_code=503)
 
     app.include_router(make_router(services))
     if auth is not None:

@@ -149,8 +149,8 @@ class Page:
         """Outputs: report, then the `documents` outputs."""
         if not doc_id:
             return render_notice("削除する文書を選んでください。 / Choose a document to delete."), *self.documents()
-        ok = self.services.assistant.delete_document(doc_id)
-        msg = (f"削除しました: {doc_id} / Deleted: {doc_id}" if ok
+        deletion = self.services.assistant.delete_document(doc_id)
+        msg = (f"削除しました: {doc_id} / Deleted: {doc_id}" if deletion is not None
                else f"見つかりません: {doc_id} / Not found: {doc_id}")
         return render_notice(msg), *self.documents()
 
