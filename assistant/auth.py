@@ -1,8 +1,9 @@
-"""Users (scrypt password hashes), API bearer tokens (SHA-256 hashes) and signed session cookies.
+"""Users (scrypt password hashes), API bearer tokens (SHA-256 hashes) and server-side sessions.
 
 Users file (`ASSISTANT_AUTH_FILE`), one a line: `name:scrypt$n$r$p$salt$hash` (base64 salt and hash).
 Tokens file (`ASSISTANT_API_TOKENS_FILE`), one a line: `name:sha256$hexdigest`. Lines starting with `#`
-are comments. Both files are re-read when they change. Add entries with
+are comments. Both files are re-read when they change. A session cookie holds a random id (signed);
+the server keeps only its hash, its user and its expiry, so logging out revokes it. Add entries with
 `python -m assistant.auth add-user NAME FILE` and `python -m assistant.auth add-token NAME FILE`.
 """
 
@@ -15,10 +16,14 @@ import hashlib
 import hmac
 import os
 import secrets
+import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from assistant.sqlitedb import LOCK_TIMEOUT_S, connect_wal
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 SESSION_COOKIE = "assistant_session"
@@ -85,13 +90,49 @@ def parse_entries(text: str) -> dict[str, str]:
     return out
 
 
+class SessionStore:
+    """Live sessions by the SHA-256 of their id: in a SQLite file (kept across restarts) or in memory."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = connect_wal(path, LOCK_TIMEOUT_S, check_same_thread=False, isolation_level=None)
+        else:
+            self.conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        self.conn.execute("CREATE TABLE IF NOT EXISTS sessions (id_hash TEXT PRIMARY KEY, user TEXT NOT NULL,"
+                          " expires REAL NOT NULL)")
+
+    def add(self, session_id: str, user: str, expires: float) -> None:
+        with self._lock:
+            self.conn.execute("DELETE FROM sessions WHERE expires < ?", (time.time(),))
+            self.conn.execute("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?)", (_id_hash(session_id), user, expires))
+
+    def user(self, session_id: str, now: float) -> str | None:
+        with self._lock:
+            row = self.conn.execute("SELECT user, expires FROM sessions WHERE id_hash = ?",
+                                    (_id_hash(session_id),)).fetchone()
+        return str(row[0]) if row and float(row[1]) >= now else None
+
+    def remove(self, session_id: str) -> None:
+        with self._lock:
+            self.conn.execute("DELETE FROM sessions WHERE id_hash = ?", (_id_hash(session_id),))
+
+
+def _id_hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
 class Authenticator:
     """Checks passwords, bearer tokens and session cookies; `enabled` is False when no users file is set."""
 
-    def __init__(self, users_file: Path | None, tokens_file: Path | None, secret: bytes) -> None:
+    def __init__(self, users_file: Path | None, tokens_file: Path | None, secret: bytes,
+                 sessions: SessionStore | None = None, session_ttl_s: float = SESSION_TTL_S) -> None:
         self.users = _EntriesFile(users_file)
         self.tokens = _EntriesFile(tokens_file)
         self.secret = secret
+        self.sessions = sessions or SessionStore()
+        self.session_ttl_s = session_ttl_s
         self.enabled = users_file is not None or tokens_file is not None
 
     def check_password(self, user: str, password: str) -> bool:
@@ -112,24 +153,30 @@ class Authenticator:
         return None
 
     def make_session(self, user: str, now: float | None = None) -> str:
-        expires = int((now or time.time()) + SESSION_TTL_S)
-        payload = base64.urlsafe_b64encode(f"{user}|{expires}".encode()).decode()
-        return payload + "." + self._sign(payload)
+        """A new session for `user`; returns the cookie value."""
+        session_id = secrets.token_urlsafe(32)
+        self.sessions.add(session_id, user, (now or time.time()) + self.session_ttl_s)
+        return session_id + "." + self._sign(session_id)
 
     def read_session(self, cookie: str | None, now: float | None = None) -> str | None:
-        """The user a valid, unexpired session cookie belongs to, or None."""
-        if not cookie or "." not in cookie:
+        """The user a live, unexpired session cookie belongs to, or None."""
+        session_id = self._session_id(cookie)
+        if session_id is None:
             return None
-        payload, sig = cookie.rsplit(".", 1)
-        if not hmac.compare_digest(sig, self._sign(payload)):
+        user = self.sessions.user(session_id, now or time.time())
+        return user if user is not None and user in self.users.entries() else None
+
+    def end_session(self, cookie: str | None) -> None:
+        """Logging out: the session is gone on the server, whoever still holds the cookie."""
+        session_id = self._session_id(cookie)
+        if session_id is not None:
+            self.sessions.remove(session_id)
+
+    def _session_id(self, cookie: str | None) -> str | None:
+        if not cookie or "." not in cookie or len(cookie) > 512:
             return None
-        try:
-            user, expires = base64.urlsafe_b64decode(payload.encode()).decode().rsplit("|", 1)
-            if int(expires) < (now or time.time()):
-                return None
-        except (ValueError, UnicodeDecodeError):
-            return None
-        return user if user in self.users.entries() else None
+        session_id, sig = cookie.rsplit(".", 1)
+        return session_id if hmac.compare_digest(sig, self._sign(session_id)) else None
 
     def _sign(self, payload: str) -> str:
         return hmac.new(self.secret, payload.encode(), hashlib.sha256).hexdigest()

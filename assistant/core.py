@@ -210,6 +210,9 @@ def make_assistant(settings: Settings | None = None) -> Assistant:
     """Builds the embedding model if needed, opens the index and the vector store."""
     apply_offline_env()
     settings = settings or Settings()
+    from assistant.datadir import restrict_file_modes
+
+    restrict_file_modes(Path(settings.data_dir))
     from assistant.embedding import LCEmbeddings, load_embedder
     from assistant.vectorstore import VectorStore
 

@@ -34,6 +34,10 @@ class ServiceUnavailable(UserError):
     status = 503
 
 
+INTERNAL_ERROR = UserError("internal_error", "Something went wrong on the server; the error has been logged.",
+                           "サーバーでエラーが発生しました。エラーは記録されています。", status=500)
+
+
 def check_question(question: str, max_chars: int) -> str:
     """Strips control characters; rejects empty and over-long questions with a bilingual message."""
     cleaned = _CONTROL_RE.sub("", question).strip()

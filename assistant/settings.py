@@ -87,7 +87,15 @@ class Settings(BaseSettings):
     query_log: bool = True
     query_log_retention_days: int = 30
     rate_limit_per_min: int = 60
+    upload_rate_limit_per_min: int = 20
     max_upload_mb: float = 20.0
+    # Comma-separated lists. Hosts the server answers to besides the bound address, localhost,
+    # 127.0.0.1 and [::1] ("*" for any; "*.example.org" for subdomains); origins allowed to call the
+    # API from other sites (none by default); proxies whose X-Forwarded-For is believed (IPs or CIDRs).
+    allowed_hosts: str = ""
+    cors_origins: str = ""
+    trusted_proxies: str = ""
+    session_ttl_h: float = 12.0
 
     # Slack keeps its conventional names.
     slack_bot_token: str | None = Field(
@@ -124,6 +132,10 @@ class Settings(BaseSettings):
     @property
     def feedback_db(self) -> Path:
         return Path(self.data_dir) / "feedback.sqlite3"
+
+    @property
+    def sessions_db(self) -> Path:
+        return Path(self.data_dir) / "sessions.sqlite3"
 
     @property
     def max_file_bytes(self) -> int:

@@ -6,6 +6,11 @@ bench/results/load_api.json.
 
     python bench/load_api.py                       # against http://127.0.0.1:7860 (python app.py)
     python bench/load_api.py --start               # starts its own server on a free port, temp data dir
+    python bench/load_api.py --start --with-upload # also: the same load while uploads ingest, in the same run
+
+With `--with-upload` the load runs twice against one server: first alone (the baseline), then while a
+client keeps uploading batches of 4 new documents (copies of the corpus, each made distinct), so every
+question is asked while ingestion runs; both percentiles and their ratio are printed.
 """
 
 from __future__ import annotations
@@ -124,6 +129,45 @@ def run(url: str, requests: int, concurrency: int, timeout_s: float) -> dict[str
     }
 
 
+UPLOAD_FILES = 4
+
+
+def upload_loop(url: str, stop: threading.Event, out: dict[str, Any]) -> None:
+    """Uploads batches of new documents until told to stop; records each batch's time and status."""
+    texts = [p.read_text(encoding="utf-8") for p in sorted((REPO / "corpus").glob("*.txt"))]
+    batch = 0
+    with httpx.Client(timeout=600) as client:
+        while not stop.is_set():
+            files = [("files", (f"load-{batch}-{i}.txt", f"負荷試験用の文書 {batch}-{i}\n\n{texts[i % len(texts)]}"
+                                .encode(), "text/plain")) for i in range(UPLOAD_FILES)]
+            t0 = time.perf_counter()
+            r = client.post(url + "/api/documents", files=files)
+            out.setdefault("batches", []).append({"status": r.status_code,
+                                                  "s": round(time.perf_counter() - t0, 2)})
+            batch += 1
+        for d in client.get(url + "/api/documents").json():
+            if d["doc_id"].startswith("uploads/load-"):
+                client.delete(url + "/api/documents/" + d["doc_id"])
+
+
+def run_with_upload(url: str, requests: int, concurrency: int, timeout_s: float) -> dict[str, Any]:
+    """The same load alone, then while uploads ingest; every upload batch must succeed."""
+    alone = run(url, requests, concurrency, timeout_s)
+    stop = threading.Event()
+    uploads: dict[str, Any] = {}
+    uploader = threading.Thread(target=upload_loop, args=(url, stop, uploads), daemon=True)
+    uploader.start()  # the first batch starts cold, as a user's first upload does
+    during = run(url, requests, concurrency, timeout_s)
+    stop.set()
+    uploader.join(timeout=600)
+    p95_alone, p95_during = alone["latency_ms"]["p95"], during["latency_ms"]["p95"]
+    return {"alone": alone, "during_upload": during, "uploads": uploads.get("batches", []),
+            "upload_files_per_batch": UPLOAD_FILES,
+            "p95_ratio": round(p95_during / p95_alone, 2) if p95_alone else None,
+            "p50_ratio": round(during["latency_ms"]["p50"] / alone["latency_ms"]["p50"], 2)
+            if alone["latency_ms"]["p50"] else None}
+
+
 def start_server() -> tuple[str, Any]:
     """A server of our own on a free loopback port with a temporary data directory holding corpus/."""
     import socket
@@ -138,14 +182,14 @@ def start_server() -> tuple[str, Any]:
     data = Path(tempfile.mkdtemp(prefix="load-api-"))
     models = REPO / ".data" / "models"
     settings = Settings(data_dir=data, models_dir=models if models.exists() else None, rate_limit_per_min=0,
-                        _env_file=None)  # type: ignore[call-arg]
+                        upload_rate_limit_per_min=0, _env_file=None)  # type: ignore[call-arg]
     assistant = make_assistant(settings)
     assistant.ingest([REPO / "corpus"])
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(make_app(settings, assistant), host="127.0.0.1", port=port,
-                                           log_level="warning"))
+                                           log_level="warning", proxy_headers=False))
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:
         time.sleep(0.1)
@@ -159,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--timeout-s", type=float, default=600.0)
+    parser.add_argument("--with-upload", action="store_true", help="also measure the load while uploads ingest")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "load_api.json")
     args = parser.parse_args(argv)
     if not (1 <= args.requests <= MAX_REQUESTS and 1 <= args.concurrency <= MAX_CONCURRENCY):
@@ -169,6 +214,20 @@ def main(argv: list[str] | None = None) -> int:
         url, server = start_server()
     if urlsplit(url).hostname not in ("127.0.0.1", "localhost", "::1"):
         parser.error("this benchmark only runs against a loopback address")
+    if args.with_upload:
+        both = run_with_upload(url, args.requests, args.concurrency, args.timeout_s)
+        if server is not None:
+            server.should_exit = True
+        out = args.out.with_name(args.out.stem + "_upload.json") if args.out.name == "load_api.json" else args.out
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(both, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        print(json.dumps({"ask_alone_ms": both["alone"]["latency_ms"],
+                          "ask_during_upload_ms": both["during_upload"]["latency_ms"],
+                          "p95_ratio": both["p95_ratio"], "p50_ratio": both["p50_ratio"],
+                          "upload_batches": both["uploads"]}, ensure_ascii=False, indent=2))
+        ok = all(b["status"] == 200 for b in both["uploads"]) and all(
+            r["ok"] == args.requests == r["answers_to_own_question"] for r in (both["alone"], both["during_upload"]))
+        return 0 if ok else 1
     result = run(url, args.requests, args.concurrency, args.timeout_s)
     if server is not None:
         server.should_exit = True

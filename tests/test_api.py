@@ -46,7 +46,7 @@ class LiveServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(make_app(settings, assistant), host="127.0.0.1", port=self.port,
-                                log_level="warning", lifespan="on")
+                                log_level="warning", lifespan="on", proxy_headers=False)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -195,7 +195,7 @@ def test_upload_ask_duplicate_delete(client: httpx.Client, live: LiveServer) -> 
     assert "32" in a["answer"] and any(c["doc_id"] == doc_id for c in a["citations"])
     again = client.post("/api/documents", files=[("files", ("copy.md", UPLOAD_MD.encode(), "text/markdown"))]).json()
     assert again["skipped"] and not again["added"]
-    assert client.delete(f"/api/documents/{doc_id}").json() == {"deleted": doc_id}
+    assert client.delete(f"/api/documents/{doc_id}").json() == {"deleted": doc_id, "vectors_pending": 0}
     assert doc_id not in {d["doc_id"] for d in client.get("/api/documents").json()}
     assert_error_shape(client.delete(f"/api/documents/{doc_id}"), 404, "not_found")
 

@@ -6,6 +6,7 @@ Request and event shapes are documented in the README; every error is
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -13,16 +14,17 @@ import unicodedata
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, BinaryIO, Literal
 
 from fastapi import APIRouter, File, Request, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from assistant.core import Assistant, Filters
-from assistant.errors import UserError, check_question
+from assistant.errors import INTERNAL_ERROR, ServiceUnavailable, UserError, check_question
 from assistant.feedback import FeedbackStore
 from assistant.querylog import QueryLog
 from assistant.settings import Settings
@@ -87,7 +89,8 @@ class RecentAnswers:
 
 @dataclass
 class Services:
-    """What the API routes and the page share: the assistant and the stores beside it."""
+    """What the API routes and the page share: the assistant and the stores beside it, and the one
+    thread that ingests (uploads, re-indexing) in turn, off the threads that answer questions."""
 
     settings: Settings
     assistant: Assistant
@@ -95,6 +98,8 @@ class Services:
     querylog: QueryLog
     answers: RecentAnswers = field(default_factory=RecentAnswers)
     corpus_dirs: list[Path] = field(default_factory=list)
+    ingest_worker: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="ingest"))
 
     def finish_answer(self, answer: Answer, question: str, channel: str) -> Answer:
         """Gives the answer an id if it has none, remembers it and logs the query."""
@@ -172,30 +177,39 @@ def merge_reports(reports: list[IngestReport]) -> IngestReport:
     return total
 
 
-def ingest_uploads(services: Services, files: list[tuple[str, bytes]]) -> IngestReport:
-    """Validates and ingests each file; a file that fails is reported, the others still go in."""
+def ingest_uploads(services: Services, files: list[tuple[str, BinaryIO]]) -> IngestReport:
+    """Validates and ingests each file, reading one at a time; a file that fails is reported, the
+    others still go in."""
+    limit = int(services.settings.max_upload_mb * 1024 * 1024)
     reports: list[IngestReport] = []
-    for filename, data in files:
+    for filename, stream in files:
         try:
+            data = stream.read(limit + 1)
             name = check_upload(filename, len(data), services.settings)
             reports.append(services.assistant.add_upload(name, data))
+        except ServiceUnavailable:
+            raise  # the store is down: every other file would fail the same way; a 503, not a report
         except UserError as exc:
             reports.append(IngestReport(failed=[Failure(filename, exc.message, exc.message_ja)]))
     return merge_reports(reports)
+
+
+def upload_body_limit(settings: Settings) -> int:
+    """The largest upload request: every file at the size limit, and room for the form around them."""
+    return int(settings.max_upload_mb * 1024 * 1024) * MAX_UPLOAD_FILES + 1024 * 1024
+
+
+def nothing_ingested(report: IngestReport) -> bool:
+    return bool(report.failed) and not (report.added or report.changed or report.skipped)
 
 
 def sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-INTERNAL_ERROR = UserError("internal_error", "Something went wrong on the server; the error has been logged.",
-                           "サーバーでエラーが発生しました。エラーは記録されています。", status=500)
-
-
 def make_router(services: Services) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["api"])
     settings = services.settings
-    upload_body_limit = int(settings.max_upload_mb * 1024 * 1024) * MAX_UPLOAD_FILES + 1024 * 1024
 
     @router.post("/ask", max_body_size=JSON_BODY_LIMIT, summary="Answer a question with citations")
     def ask(req: AskRequest, request: Request) -> dict[str, Any]:
@@ -238,26 +252,33 @@ def make_router(services: Services) -> APIRouter:
     def documents() -> list[dict[str, Any]]:
         return [asdict(d) for d in services.assistant.list_documents()]
 
-    @router.post("/documents", max_body_size=upload_body_limit,
+    @router.post("/documents", max_body_size=upload_body_limit(settings),
                  form_limits={"max_files": MAX_UPLOAD_FILES, "max_fields": 10},
                  summary="Upload one or several files and ingest them; returns the ingestion report")
     async def upload(files: Annotated[list[UploadFile], File(description="One or several files")]
-                     ) -> dict[str, Any]:
+                     ) -> JSONResponse:
         # An oversized file rejects the whole request (413); with several files, one of a wrong type is
-        # reported as failed and the others still go in; a single file of a wrong type is a 415.
+        # reported as failed and the others still go in; a single file of a wrong type is a 415; when no
+        # file went in, the answer is a 422 that carries the report. The files wait on disk (the form
+        # parser spools them) until the ingestion thread reads them, one at a time.
         limit = int(settings.max_upload_mb * 1024 * 1024)
-        batch: list[tuple[str, bytes]] = []
         for f in files:
-            data = await f.read(limit + 1)
-            if len(data) > limit:
+            size = f.size if f.size is not None else 0
+            if size > limit:
                 raise UserError("upload_too_large", f"'{f.filename}' is larger than {settings.max_upload_mb:g} MB.",
                                 f"「{f.filename}」は{settings.max_upload_mb:g} MBを超えています。", status=413)
             if len(files) == 1:
-                check_upload(f.filename or "", len(data), settings)
-            batch.append((f.filename or "", data))
-        from starlette.concurrency import run_in_threadpool
-        report = await run_in_threadpool(ingest_uploads, services, batch)
-        return report.to_json()
+                check_upload(f.filename or "", size, settings)
+        batch = [(f.filename or "", f.file) for f in files]
+        report = await asyncio.wrap_future(services.ingest_worker.submit(ingest_uploads, services, batch))
+        if nothing_ingested(report):
+            first = report.failed[0]
+            error = {"code": "nothing_ingested",
+                     "message": f"No file could be added ({first.source}: {first.reason}).",
+                     "message_ja": f"どのファイルも追加できませんでした（{first.source}: {first.reason_ja}）。",
+                     **report.to_json()}
+            return JSONResponse({"error": error}, status_code=422)
+        return JSONResponse(report.to_json())
 
     @router.delete("/documents/{doc_id:path}", summary="Remove a document and its passages")
     def delete(doc_id: str) -> dict[str, Any]:

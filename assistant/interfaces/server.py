@@ -8,38 +8,45 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Form, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.middleware.cors import CORSMiddleware
 
-from assistant.auth import SESSION_COOKIE, Authenticator, load_session_secret
+from assistant.auth import SESSION_COOKIE, Authenticator, SessionStore, load_session_secret
 from assistant.core import Assistant, DocumentInfo
 from assistant.errors import UserError
 from assistant.feedback import FeedbackStore
-from assistant.interfaces.api import INTERNAL_ERROR, Services, make_router
+from assistant.interfaces.api import Services, make_router, upload_body_limit
+from assistant.interfaces.gate import Gate, make_limiters, split_list
 from assistant.interfaces.web_assets import CSS, JS, esc, render_document_page
 from assistant.querylog import QueryLog
-from assistant.ratelimit import RateLimiter
 from assistant.settings import Settings, apply_offline_env
 from assistant.types import Chunk
 
 log = logging.getLogger(__name__)
 
 CORPUS_DIR = Path("corpus")
-# Slack requests authenticate by their signature, checked by the bot itself.
-PUBLIC_PATHS = ("/auth/login", "/auth/logout", "/healthz", "/slack/")
-SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin")]
 VIEWER_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'"
 STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                 405: "method_not_allowed", 413: "too_large", 415: "unsupported_type", 429: "rate_limited"}
+# Starlette's and the form parser's own messages, in Japanese.
+HTTP_MESSAGES_JA = [
+    ("Too many files", "ファイルが多すぎます（上限 {n} 件）。"),
+    ("Too many fields", "フォームの項目が多すぎます（上限 {n} 件）。"),
+    ("Part exceeded maximum size", "フォームの項目が大きすぎます。"),
+    ("There was an error parsing the body", "リクエストの本文を読み取れませんでした。"),
+]
+GENERIC_JA = {400: "リクエストが正しくありません。", 401: "認証が必要です。", 403: "アクセスできません。",
+              404: "見つかりません。", 405: "このメソッドは使えません。", 413: "リクエストが大きすぎます。",
+              415: "対応していない形式です。", 429: "リクエストが多すぎます。"}
 
 
 def querylog_path(settings: Settings) -> Path:
@@ -92,77 +99,18 @@ def install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else code
         if exc.status_code == 413:
             return _error(413, "upload_too_large", "The request body is too large.", "リクエストが大きすぎます。")
-        return JSONResponse({"error": {"code": code, "message": message, "message_ja": message}},
+        return JSONResponse({"error": {"code": code, "message": message, "message_ja": message_ja(exc.status_code,
+                                                                                               message)}},
                             status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
-@dataclass
-class Gate:
-    """Authentication and rate limiting in front of everything (pure ASGI, so streams pass straight through)."""
-
-    app: ASGIApp
-    auth: Authenticator | None
-    limiter: RateLimiter
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope)
-        path = scope.get("path", "")
-        user = self._user(request)
-        scope["assistant.user"] = user or ""
-        if self.auth is not None and user is None and not path.startswith(PUBLIC_PATHS):
-            if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 1008})
-                return
-            response: Response
-            if path.startswith("/api/") or "text/html" not in request.headers.get("accept", ""):
-                response = _error(401, "unauthorized", "Log in or send an API token (Authorization: Bearer …).",
-                                  "ログインするか、APIトークンを送ってください（Authorization: Bearer …）。")
-                response.headers["WWW-Authenticate"] = "Bearer"
-            else:
-                response = RedirectResponse("/auth/login?next=" + quote(path, safe="/"), status_code=303)
-            await response(scope, receive, send)
-            return
-        if path.startswith("/api/") or (path == "/auth/login" and scope.get("method") == "POST"):
-            key = user or (request.client.host if request.client else "unknown")
-            wait_s = self.limiter.check(f"{key}:{path == '/auth/login'}")
-            if wait_s:
-                response = _error(429, "rate_limited", f"Too many requests; retry in {wait_s} s.",
-                                  f"リクエストが多すぎます。{wait_s}秒後に再試行してください。")
-                response.headers["Retry-After"] = str(wait_s)
-                await response(scope, receive, send)
-                return
-
-        started = False
-
-        async def send_with_headers(message: Any) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                message["headers"] = list(message.get("headers", [])) + SECURITY_HEADERS
-            await send(message)
-
-        # Unexpected errors end here rather than in Starlette's outermost handler, which re-raises and
-        # makes the server drop the (kept-alive) connection after the 500.
-        try:
-            await self.app(scope, receive, send_with_headers)
-        except Exception as exc:
-            log.error("unhandled error on %s %s", scope.get("method"), path, exc_info=exc)
-            if started or scope["type"] != "http":
-                return
-            await JSONResponse(INTERNAL_ERROR.to_json(), status_code=500)(scope, receive, send_with_headers)
-
-    def _user(self, request: Request) -> str | None:
-        if self.auth is None:
-            return None
-        header = request.headers.get("authorization", "")
-        if header.lower().startswith("bearer "):
-            name = self.auth.check_token(header[7:].strip())
-            if name is not None:
-                return f"token:{name}"
-        return self.auth.read_session(request.cookies.get(SESSION_COOKIE))
+def message_ja(status: int, message: str) -> str:
+    """A Japanese rendering of a framework's English error message."""
+    for start, text in HTTP_MESSAGES_JA:
+        if message.startswith(start):
+            limit = re.search(r"(\d+)\D*$", message)
+            return text.format(n=limit.group(1) if limit else "?")
+    return GENERIC_JA.get(status, "エラーが発生しました。") + f"（{message}）"
 
 
 LOGIN_PAGE = """<!doctype html><html lang="ja"><head><meta charset="utf-8">
@@ -186,6 +134,8 @@ def _safe_next(target: str) -> str:
 
 
 def install_auth_routes(app: FastAPI, auth: Authenticator, secure_cookie: bool) -> None:
+    ttl_s = int(auth.session_ttl_s)
+
     @app.get("/auth/login", include_in_schema=False)
     def login_form(next: str = "/") -> HTMLResponse:
         return HTMLResponse(LOGIN_PAGE.format(error="", next=esc(_safe_next(next))))
@@ -197,14 +147,31 @@ def install_auth_routes(app: FastAPI, auth: Authenticator, secure_cookie: bool) 
             return HTMLResponse(LOGIN_PAGE.format(error=error, next=esc(_safe_next(next))), status_code=401)
         response = RedirectResponse(_safe_next(next), status_code=303)
         response.set_cookie(SESSION_COOKIE, auth.make_session(username), httponly=True, samesite="lax",
-                            secure=secure_cookie, max_age=12 * 3600, path="/")
+                            secure=secure_cookie, max_age=ttl_s, path="/")
         return response
 
-    @app.get("/auth/logout", include_in_schema=False)
-    def logout() -> Response:
+    @app.api_route("/auth/logout", methods=["GET", "POST"], include_in_schema=False)
+    def logout(request: Request) -> Response:
+        auth.end_session(request.cookies.get(SESSION_COOKIE))
         response = RedirectResponse("/auth/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
+
+
+def install_api_docs(app: FastAPI) -> None:
+    """Swagger UI from the installed `swagger-ui-bundle` package: no CDN, so it works offline."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
+
+    app.mount("/api/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="api-docs-assets")
+
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/api/openapi.json", title="Briefing Assistant API",
+                                   swagger_js_url="/api/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/api/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/api/docs-assets/favicon-32x32.png")
 
 
 def install_viewer(app: FastAPI, assistant: Assistant) -> None:
@@ -245,9 +212,10 @@ def make_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI:
     auth: Authenticator | None = None
     if settings.auth_file or settings.api_tokens_file:
         auth = Authenticator(settings.auth_file, settings.api_tokens_file,
-                             load_session_secret(Path(settings.data_dir) / "session.key"))
+                             load_session_secret(Path(settings.data_dir) / "session.key"),
+                             SessionStore(settings.sessions_db), settings.session_ttl_h * 3600)
 
-    app = FastAPI(title="Briefing Assistant API", version="1", docs_url="/api/docs",
+    app = FastAPI(title="Briefing Assistant API", version="1", docs_url=None,
                   openapi_url="/api/openapi.json", redoc_url=None,
                   description="Cited answers over the briefings. Errors are "
                               '`{"error": {"code", "message", "message_ja"}}`.')
@@ -265,6 +233,7 @@ def make_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI:
                 "code": exc.code, "message": "The vector store cannot be reached.",
                 "message_ja": "ベクトルデータベースに接続できません。"}}, status_code=503)
 
+    install_api_docs(app)
     app.include_router(make_router(services))
     if auth is not None:
         install_auth_routes(app, auth, secure_cookie=(settings.public_url or "").startswith("https://"))
@@ -278,13 +247,21 @@ def make_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI:
     base_url = (urlsplit(settings.public_url).path.rstrip("/") if settings.public_url else "")
     blocks = build_blocks(services, base_url)
     auth_dependency = (lambda request: request.scope.get("assistant.user") or None) if auth else None
+    # Gradio defers to a CORS policy of the parent app: none unless ASSISTANT_CORS_ORIGINS names some.
+    app.add_middleware(CORSMiddleware, allow_origins=split_list(settings.cors_origins), allow_credentials=True,
+                       allow_methods=["GET", "POST", "DELETE"], allow_headers=["authorization", "content-type"])
     gr.mount_gradio_app(
         app, blocks, path="/", auth_dependency=auth_dependency, css=CSS, js=JS,
         footer_links=[], run_history=False, max_file_size=int(settings.max_upload_mb * 1024 * 1024),
         ssr_mode=False, mcp_server=False, enable_monitoring=False,
+        blocked_paths=[str(Path(settings.data_dir).resolve())],
     )
+    # Mounted rather than launched, Gradio skips its own check that a file sent to a handler was uploaded
+    # (it runs only once `has_launched` is set); the gate filters those requests as well.
+    blocks.has_launched = True
     app.state.services = services
-    app.add_middleware(Gate, auth=auth, limiter=RateLimiter(settings.rate_limit_per_min))
+    app.add_middleware(Gate, settings=settings, auth=auth, limiters=make_limiters(settings),
+                       upload_limit=upload_body_limit(settings))
     return app
 
 
@@ -329,4 +306,6 @@ def serve(settings: Settings | None = None, host: str | None = None, port: int |
     url = settings.public_url or f"http://{shown}:{port}/"
     print(f"\nOpen {url} in your browser. / ブラウザで {url} を開いてください。"
           f"\nAPI: {url.rstrip('/')}/api/docs\n", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    # The gate reads X-Forwarded-For itself, from ASSISTANT_TRUSTED_PROXIES only: uvicorn's own reading
+    # believes any loopback peer, so a local client could pick its rate-limit bucket.
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5, proxy_headers=False)

@@ -15,6 +15,7 @@ import gradio as gr
 
 from assistant.errors import UserError
 from assistant.interfaces.api import Services, check_upload, clean_question, make_filters, merge_reports
+from assistant.interfaces.gate import in_folder, upload_folder
 from assistant.interfaces.web_assets import (
     Turn,
     render_chat,
@@ -129,20 +130,30 @@ class Page:
         if not paths:
             return (render_notice("ファイルを選んでください。 / Choose files to upload."), gr.skip(),
                     *self.documents())
-        reports: list[IngestReport] = []
-        for i, path in enumerate(paths):
-            def step(done: int, total: int, what: str, i: int = i, name: str = path.name) -> None:
-                frac = (i + (done / total if total else 1.0)) / len(paths)
-                progress(frac, desc=f"{name}: {what}")
-            progress(i / len(paths), desc=f"{path.name}")
-            try:
-                name = check_upload(path.name, path.stat().st_size, self.services.settings)
-                reports.append(self.services.assistant.add_upload(name, path.read_bytes(), progress=step))
-            except UserError as exc:
-                reports.append(IngestReport(failed=[Failure(path.name, exc.message, exc.message_ja)]))
-            except Exception:
-                log.exception("upload of %s failed", path.name)
-                reports.append(IngestReport(failed=[Failure(path.name, "internal error", "内部エラー")]))
+        cache = upload_folder()
+        if any(not in_folder(str(p), cache) for p in paths):  # the gate already refuses these
+            log.warning("refused files outside Gradio's upload cache: %r", [str(p) for p in paths][:3])
+            return render_notice("ファイルはアップロードしたものしか使えません。 / Files can only come from an upload.",
+                                 "error"), None, *self.documents()
+
+        def ingest_all() -> list[IngestReport]:
+            reports: list[IngestReport] = []
+            for i, path in enumerate(paths):
+                def step(done: int, total: int, what: str, i: int = i, name: str = path.name) -> None:
+                    frac = (i + (done / total if total else 1.0)) / len(paths)
+                    progress(frac, desc=f"{name}: {what}")
+                progress(i / len(paths), desc=f"{path.name}")
+                try:
+                    name = check_upload(path.name, path.stat().st_size, self.services.settings)
+                    reports.append(self.services.assistant.add_upload(name, path.read_bytes(), progress=step))
+                except UserError as exc:
+                    reports.append(IngestReport(failed=[Failure(path.name, exc.message, exc.message_ja)]))
+                except Exception:
+                    log.exception("upload of %s failed", path.name)
+                    reports.append(IngestReport(failed=[Failure(path.name, "internal error", "内部エラー")]))
+            return reports
+
+        reports = self.services.ingest_worker.submit(ingest_all).result()
         return render_report(merge_reports(reports)), None, *self.documents()
 
     def delete(self, doc_id: str | None) -> Outputs:
@@ -160,7 +171,8 @@ class Page:
             progress((done, total) if total else 0.0, desc=what)
         # Uploads keep their own records; re-indexing re-reads the corpus folders (changed files only).
         try:
-            report = self.services.assistant.ingest(self.services.corpus_dirs, progress=step)
+            report = self.services.ingest_worker.submit(
+                self.services.assistant.ingest, self.services.corpus_dirs, progress=step).result()
         except UserError as exc:
             return render_notice(f"{exc.message_ja} / {exc.message}"), *self.documents()
         return render_report(report, "再インデックスの結果 / Re-index report"), *self.documents()
