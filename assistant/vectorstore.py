@@ -6,7 +6,9 @@ vector comes from our `Embedder` through the LangChain embeddings adapter.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import threading
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlparse
 
@@ -86,6 +88,8 @@ class VectorStore:
         self._embeddings = embeddings
         self._client: Any = None
         self._store: Any = None
+        self._down: ServiceUnavailable | None = None  # the last failure while the server is down
+        self._probe = threading.Lock()
         if not settings.chroma_url:
             self._connect()  # embedded: nothing to wait for, and its errors are the program's
 
@@ -111,21 +115,50 @@ class VectorStore:
     @property
     def store(self) -> Any:
         """The langchain-chroma store, connected if need be (`chroma_unavailable` if the server is down)."""
-        return self._store if self._store is not None else self._connect()
+        if self._store is None:
+            with self._guard():
+                self._connect()
+        return self._store
 
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._connect()
+            with self._guard():
+                self._connect()
         return self._client
 
-    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Turns a server's transport errors into `chroma_unavailable`. Once a call has failed so, one
+        request at a time tries the server again and the others fail at once, instead of each holding
+        a thread for the whole time-out while the store is down."""
+        if not self.settings.chroma_url:
+            yield
+            return
+        down = self._down
+        probing = down is not None
+        if probing and not self._probe.acquire(blocking=False):
+            assert down is not None
+            raise ServiceUnavailable(down.code, down.message, down.message_ja)
         try:
-            return fn(*args, **kwargs)
-        except Exception as exc:
-            if self.settings.chroma_url and _is_connection_error(exc):
-                raise chroma_down(self.settings.chroma_url, exc) from exc
+            yield
+        except ServiceUnavailable as exc:
+            self._down = exc
             raise
+        except Exception as exc:
+            if not _is_connection_error(exc):
+                raise
+            self._down = chroma_down(self.settings.chroma_url, exc)
+            raise self._down from exc
+        else:
+            self._down = None
+        finally:
+            if probing:
+                self._probe.release()
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        with self._guard():
+            return fn(*args, **kwargs)
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
         found: set[str] = set()

@@ -274,8 +274,8 @@ def make_router(services: Services) -> APIRouter:
         if nothing_ingested(report):
             first = report.failed[0]
             error = {"code": "nothing_ingested",
-                     "message": f"No file could be added ({first.source}: {first.reason}).",
-                     "message_ja": f"どのファイルも追加できませんでした（{first.source}: {first.reason_ja}）。",
+                     "message": f"No file could be added. {first.source}: {first.reason}",
+                     "message_ja": f"どのファイルも追加できませんでした。{first.source}: {first.reason_ja}",
                      **report.to_json()}
             return JSONResponse({"error": error}, status_code=422)
         return JSONResponse(report.to_json())

@@ -239,6 +239,11 @@ class Gate:
             return _error(403, "host_not_allowed",
                           "This server does not answer to that host name (set ASSISTANT_ALLOWED_HOSTS).",
                           "このホスト名ではアクセスできません（ASSISTANT_ALLOWED_HOSTS を設定してください）。")
+        origin = (headers.get("origin") or "").strip().lower().rstrip("/")
+        if method == "OPTIONS" and "access-control-request-method" in headers and origin not in self.own_origins:
+            # A preflight from another site: no CORS headers at all, whatever Gradio or Starlette would say.
+            return _error(403, "cross_site_request", "Requests from other sites are not accepted.",
+                          "他のサイトからのリクエストは受け付けません。")
         checked = method in STATE_CHANGING or method == "WEBSOCKET" or path.startswith(SENSITIVE_READS)
         if checked and not path.startswith("/slack/") and is_cross_site(headers, self.own_origins):
             return _error(403, "cross_site_request", "Requests from other sites are not accepted.",

@@ -182,6 +182,25 @@ def test_a_silent_store_gives_503_within_the_timeout_and_the_documents_still_lis
             assert r.status_code == 200 and r.json() == []  # SQLite alone answers
 
 
+def test_while_the_store_is_down_one_request_at_a_time_tries_it(tmp_path: Path) -> None:
+    """The others fail at once: a burst of questions does not hold every thread for the time-out."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with SilentStore() as silent:
+        settings = make_settings(tmp_path / "data", chroma_url=silent.url, chroma_connect_timeout_s=CONNECT_S,
+                                 chroma_timeout_s=SILENT_TIMEOUT_S, rate_limit_per_min=0)
+        with LiveServer(settings, make_assistant(settings)) as live:
+            first = httpx.post(f"{live.url}/api/retrieve", json={"question": Q_JA}, timeout=60)
+            assert first.status_code == 503  # the store is known to be down from here
+            tried_before = len(silent.held)
+            with ThreadPoolExecutor(8) as pool:
+                burst = list(pool.map(lambda _: httpx.post(f"{live.url}/api/retrieve", json={"question": Q_JA},
+                                                           timeout=60), range(8)))
+            assert all(r.status_code == 503 and r.json()["error"]["code"] == "chroma_unavailable" for r in burst)
+            # Eight requests, but only those that probed the store opened a connection to it.
+            assert len(silent.held) - tried_before <= 3, len(silent.held) - tried_before
+
+
 def test_the_command_reports_a_silent_store_in_one_line(tmp_path: Path) -> None:
     with SilentStore() as silent:
         ja = run_cli(["ask", "米ロ首脳会談はどこで行われましたか？"], tmp_path / "data", silent.url, SILENT_TIMEOUT_S,
