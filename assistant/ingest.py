@@ -11,7 +11,9 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import logging
+import os
 import re
+import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
@@ -48,6 +50,19 @@ class Deletion:
     doc_id: str
     chunks: int
     vectors_pending: int = 0
+
+
+INGEST_NICE = 10
+
+
+def lower_priority() -> None:
+    """Runs the calling thread, and the threads it starts, at a lower CPU priority than the threads that
+    answer questions, so that ingesting beside a server does not stall it: on Linux a thread's nice value
+    is its own and passes to the threads it creates."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), INGEST_NICE)
+    except (AttributeError, OSError) as exc:  # not Linux, or not allowed: ingestion runs as it is
+        log.info("ingestion keeps its priority: %s", exc)
 
 
 @dataclass
@@ -145,7 +160,7 @@ class Ingestor:
         self.index = index
         self.vectors = vectors
         self.versions = current_versions(settings, embedder_version)
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="embed")
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="embed", initializer=lower_priority)
 
     @contextmanager
     def writer(self, wait: bool = True) -> Iterator[bool]:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 from assistant.core import Assistant, Filters
 from assistant.errors import INTERNAL_ERROR, ServiceUnavailable, UserError, check_question
 from assistant.feedback import FeedbackStore
+from assistant.ingest import lower_priority
 from assistant.querylog import QueryLog
 from assistant.settings import Settings
 from assistant.types import Answer, Failure, IngestReport, retrieval_json
@@ -99,7 +100,7 @@ class Services:
     answers: RecentAnswers = field(default_factory=RecentAnswers)
     corpus_dirs: list[Path] = field(default_factory=list)
     ingest_worker: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="ingest"))
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="ingest", initializer=lower_priority))
 
     def finish_answer(self, answer: Answer, question: str, channel: str) -> Answer:
         """Gives the answer an id if it has none, remembers it and logs the query."""
