@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from assistant.answering.refusal import DETAIL_TEXT, REFUSAL_TEXT
+from assistant.answering.refusal import DETAIL_TEXT, REFUSAL_TEXT, UNSURE_TEXT
 from assistant.text.lang import has_japanese
 from assistant.types import Grounding
 
@@ -44,7 +44,7 @@ _FRAMING_RE = re.compile(
     r")\s*",
     re.IGNORECASE,
 )
-_REFUSALS = (*REFUSAL_TEXT.values(), *DETAIL_TEXT.values())
+_REFUSALS = (*REFUSAL_TEXT.values(), *UNSURE_TEXT.values(), *DETAIL_TEXT.values())
 _CLOSERS = "」』）)\"”’"
 
 

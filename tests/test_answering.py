@@ -108,11 +108,18 @@ def test_questions_the_briefing_does_not_answer_are_refused(pipeline: AnswerPipe
     a = pipeline.ask(question)
     assert a.refused, a.answer
     assert a.citations == [] and a.passages
-    expected = {"ja": ["資料にはこの質問に答える情報がありません。", "資料には、お尋ねの数値が書かれていません。"],
-                "en": ["The documents do not answer this question.", "The documents do not give the number asked for."]}
+    expected = {"ja": ["資料にはこの質問に答える情報がありません。", "資料には、お尋ねの数値が書かれていません。",
+                       "資料から確かな答えは見つかりませんでした。"],
+                "en": ["The documents do not answer this question.", "The documents do not give the number asked for.",
+                       "No confident answer was found in the documents."]}
     assert a.answer in expected[a.language]
     if a.answer == expected[a.language][1]:  # said only when the question asks for a figure
         assert a.refusal_reason == "asked_detail_absent (number)"
+    # "No confident answer" when passages were weighed and found wanting (and the closest are offered);
+    # "the documents do not answer" only when nothing was there to weigh.
+    assert (a.answer == expected[a.language][2]) == a.refusal_reason.startswith("weak_evidence")
+    assert (a.answer == expected[a.language][0]) == (a.refusal_reason == "no_evidence")
+    assert a.closest or not a.refusal_reason.startswith("weak_evidence")
 
 
 def test_time_sensitive_question_names_the_document_date(pipeline: AnswerPipeline) -> None:

@@ -20,6 +20,12 @@ REFUSAL_TEXT = {
     "en": "The documents do not answer this question.",
     "ja": "資料にはこの質問に答える情報がありません。",
 }
+# Something was found, but nothing that answers it with confidence (reason "weak_evidence …"): saying
+# the documents lack it would claim more than is known; the closest passages follow.
+UNSURE_TEXT = {
+    "en": "No confident answer was found in the documents.",
+    "ja": "資料から確かな答えは見つかりませんでした。",
+}
 # When the question asks for a date or a number that no quote gives (reason "asked_detail_absent (date)").
 DETAIL_TEXT = {
     ("en", "date"): "The documents do not give the date asked for.",
@@ -104,8 +110,12 @@ def load_rule() -> RefusalRule:
 
 
 def refusal_text(language: str, reason: str = "") -> str:
-    """The refusal in the question's language; it names the missing detail when that is the reason."""
+    """The refusal in the question's language: it names the missing detail when that is the reason, says
+    that no confident answer was found when passages were weighed and found wanting, and that the
+    documents do not answer only when nothing to weigh was found."""
     lang = language if language in REFUSAL_TEXT else "en"
+    if reason.startswith("weak_evidence"):
+        return UNSURE_TEXT[lang]
     detail = reason.removeprefix("asked_detail_absent (").removesuffix(")") if reason.startswith("asked_detail") else ""
     kind, _, value = detail.partition(" ")
     if kind == "measure":
