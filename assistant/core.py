@@ -194,13 +194,18 @@ class Assistant:
 
     def health(self) -> dict[str, Any]:
         counts = self.index.counts()
+        vectors = self.vectors.count()
+        if vectors != counts["chunks"] and self.index.journal_orphans():
+            # A delete or a run while the store was down left vectors to remove: the store answers again.
+            self.ingestor.recover_pending()
+            vectors = self.vectors.count()
         return {
             "status": "ok",
             "model": getattr(self.embedder, "version", ""),
             "index": "chroma-server" if self.settings.chroma_url else "chroma-embedded",
             "documents": counts["documents"],
             "chunks": counts["chunks"],
-            "vectors": self.vectors.count(),
+            "vectors": vectors,
             "keyword_chunks": self.index.keyword.count(),
             "answerer": self.settings.llm,
         }
@@ -227,7 +232,7 @@ def make_assistant(settings: Settings | None = None) -> Assistant:
     assistant = Assistant(settings, index, vectors, embedder, retriever, ingestor)
     # Vectors a killed run or a delete during a Chroma outage left behind, deleted now rather than at the
     # next ingest (which may never come): they take places in the dense candidates of every question.
-    ingestor.recover_on_opening()
+    ingestor.recover_pending()
     if ingestor.outdated():
         # After an upgrade that changes the model or the chunking: the old vectors would be compared
         # with questions the new model embeds.

@@ -191,16 +191,16 @@ class Ingestor:
         self.index.journal_clear()
         return len(orphans)
 
-    def recover_on_opening(self) -> int:
-        """`recover` when a data directory is opened, unless another process is writing (its run recovers
-        first) or the vector store is down (the journal waits for the next opening or run)."""
+    def recover_pending(self) -> int:
+        """`recover` when a data directory is opened or the store answers again, unless another process
+        is writing (its run recovers first) or the store is down (the journal waits for the next try)."""
         with self.writer(wait=False) as held:
             if not held:
                 return 0
             try:
                 removed = self.recover()
             except ServiceUnavailable as exc:
-                log.warning("vector clean-up postponed, the journal is kept: %s", exc.message)
+                log.info("vector clean-up postponed, the journal is kept: %s", exc.message)
                 return 0
         if removed:
             log.warning("removed %d vectors that no chunk uses (left by an interrupted run or delete)", removed)

@@ -7,6 +7,7 @@ vector comes from our `Embedder` through the LangChain embeddings adapter.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -16,6 +17,8 @@ from assistant.errors import ServiceUnavailable
 from assistant.settings import Settings
 
 _BATCH = 256
+# After a call to a server failed: how long further calls fail at once before one tries again.
+RETRY_AFTER_S = 2.0
 
 
 def make_chroma_client(settings: Settings) -> Any:
@@ -90,6 +93,7 @@ class VectorStore:
         self._store: Any = None
         self._down: ServiceUnavailable | None = None  # the last failure while the server is down
         self._probe = threading.Lock()
+        self._retry_at = 0.0
         if not settings.chroma_url:
             self._connect()  # embedded: nothing to wait for, and its errors are the program's
 
@@ -129,26 +133,26 @@ class VectorStore:
 
     @contextmanager
     def _guard(self) -> Iterator[None]:
-        """Turns a server's transport errors into `chroma_unavailable`. Once a call has failed so, one
-        request at a time tries the server again and the others fail at once, instead of each holding
-        a thread for the whole time-out while the store is down."""
+        """Turns a server's transport errors into `chroma_unavailable`. Once a call has failed so, calls
+        fail at once for `RETRY_AFTER_S`, then one request at a time tries the server again while the
+        others fail at once, instead of each holding a thread for the whole time-out."""
         if not self.settings.chroma_url:
             yield
             return
         down = self._down
         probing = down is not None
-        if probing and not self._probe.acquire(blocking=False):
+        if probing and (time.monotonic() < self._retry_at or not self._probe.acquire(blocking=False)):
             assert down is not None
             raise ServiceUnavailable(down.code, down.message, down.message_ja)
         try:
             yield
         except ServiceUnavailable as exc:
-            self._down = exc
+            self._down, self._retry_at = exc, time.monotonic() + RETRY_AFTER_S
             raise
         except Exception as exc:
             if not _is_connection_error(exc):
                 raise
-            self._down = chroma_down(self.settings.chroma_url, exc)
+            self._down, self._retry_at = chroma_down(self.settings.chroma_url, exc), time.monotonic() + RETRY_AFTER_S
             raise self._down from exc
         else:
             self._down = None

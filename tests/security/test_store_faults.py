@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from assistant.core import Assistant, make_assistant
+from assistant.vectorstore import RETRY_AFTER_S
 from tests.helpers import CORPUS, MODELS_DIR, REPO, free_port, make_settings
 from tests.test_api import LiveServer
 
@@ -241,18 +242,35 @@ def test_a_delete_while_the_store_is_down_succeeds_and_reopening_removes_the_vec
     settings = server_settings(data, chroma_server, "delete_down")
     a = make_assistant(settings)
     chunks = len(a.index.chunk_ids(BRIEFING))
-    with LiveServer(settings, a) as live, chroma_server.stopped():
-        r, seconds = timed(lambda: httpx.delete(f"{live.url}/api/documents/{BRIEFING}", timeout=60))
-        assert r.status_code == 200, r.text
-        assert r.json() == {"deleted": BRIEFING, "vectors_pending": chunks}
-        assert seconds < hang_bound_s(SERVER_TIMEOUT_S)
-        assert [d["doc_id"] for d in httpx.get(f"{live.url}/api/documents", timeout=60).json()] == ["note.md"]
-    assert a.vectors.count() == a.index.counts()["chunks"] + chunks  # the store was down: still there
-    assert len(a.index.journal_orphans()) == chunks
-    b = make_assistant(settings)  # the store is back: opening the data directory deletes them
-    assert b.vectors.count() == b.index.counts()["chunks"]
-    assert b.vectors.all_ids() == b.index.all_chunk_ids()
-    assert not b.index.journal_orphans()
+    with LiveServer(settings, a) as live:
+        with chroma_server.stopped():
+            r, seconds = timed(lambda: httpx.delete(f"{live.url}/api/documents/{BRIEFING}", timeout=60))
+            assert r.status_code == 200, r.text
+            assert r.json() == {"deleted": BRIEFING, "vectors_pending": chunks}
+            assert seconds < hang_bound_s(SERVER_TIMEOUT_S)
+            assert [d["doc_id"] for d in httpx.get(f"{live.url}/api/documents", timeout=60).json()] == ["note.md"]
+        time.sleep(RETRY_AFTER_S)  # calls fail at once for this long after a failure, then try the store again
+        assert a.vectors.count() == a.index.counts()["chunks"] + chunks  # the store was down: still there
+        assert len(a.index.journal_orphans()) == chunks
+        b = make_assistant(settings)  # the store is back: opening the data directory deletes them
+        assert b.vectors.count() == b.index.counts()["chunks"]
+        assert b.vectors.all_ids() == b.index.all_chunk_ids()
+        assert not b.index.journal_orphans()
+
+
+def test_a_delete_while_the_store_is_down_is_finished_when_health_sees_the_store_back(
+        tmp_path: Path, chroma_server: ChromaServer) -> None:
+    data = tmp_path / "data"
+    make_assistant(make_settings(data, chroma_url=chroma_server.url, collection="health_back")).ingest([CORPUS])
+    settings = server_settings(data, chroma_server, "health_back")
+    with LiveServer(settings, make_assistant(settings)) as live:
+        with chroma_server.stopped():
+            deleted = httpx.delete(f"{live.url}/api/documents/{BRIEFING}", timeout=60).json()
+            assert deleted["vectors_pending"] > 0
+            assert httpx.get(f"{live.url}/healthz", timeout=60).status_code == 503
+        time.sleep(RETRY_AFTER_S)
+        health = httpx.get(f"{live.url}/healthz", timeout=60).json()
+        assert health["status"] == "ok" and health["vectors"] == health["chunks"] == 0, health
 
 
 # A flush interrupted at each step (embedded Chroma) ------------------------------------------------
