@@ -300,11 +300,11 @@ def test_a_quantity_asked_for_by_name_must_be_spoken_of(question: str, quotes: l
 
 
 def test_the_refusal_names_the_missing_quantity_in_the_questions_language() -> None:
-    from assistant.answering.refusal import refusal_text
+    from assistant.answering.refusal import RefusalReason, refusal_text
 
-    assert refusal_text("en", "asked_detail_absent (measure interest rate)") == \
+    assert refusal_text("en", RefusalReason.ASKED_DETAIL_ABSENT, "measure interest rate") == \
         "The documents do not give the interest rate asked for."
-    assert refusal_text("ja", "asked_detail_absent (measure interest rate)") == \
+    assert refusal_text("ja", RefusalReason.ASKED_DETAIL_ABSENT, "measure interest rate") == \
         "資料には、お尋ねの金利についての記述が見つかりませんでした。"
 
 

@@ -146,7 +146,7 @@ class _Raises(GenericFakeChatModel):
 def test_model_errors_fall_back(embedder: Any, briefing_retrieve: Any) -> None:
     pipe = pipe_with(embedder, briefing_retrieve, _Raises(messages=iter([])))
     a = pipe.ask(SANCTIONS_Q)
-    assert a.grounding.fallback and a.grounding.fallback_reason == "model_error: TimeoutError"
+    assert a.grounding.fallback and a.grounding.fallback_reason.startswith("model_error: ")
     items = list(pipe.ask_stream(SANCTIONS_Q))
     final = items[-1]
     assert isinstance(final, Answer) and final.grounding.fallback

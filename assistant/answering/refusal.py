@@ -9,6 +9,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -109,14 +110,24 @@ def load_rule() -> RefusalRule:
                        mean=data.get("mean", {}), scale=data.get("scale", {}), meta=data.get("meta", {}))
 
 
-def refusal_text(language: str, reason: str = "") -> str:
-    """The refusal in the question's language: it names the missing detail when that is the reason, says
-    that no confident answer was found when passages were weighed and found wanting, and that the
-    documents do not answer only when nothing to weigh was found."""
+class RefusalReason(StrEnum):
+    """Why an answer is refused; the answer JSON's `refusal_reason` starts with its value."""
+
+    NO_EVIDENCE = "no_evidence"  # nothing to weigh: no sentence of the passages found bears on it
+    WEAK_EVIDENCE = "weak_evidence"  # sentences were weighed and none answers with confidence
+    ASKED_DETAIL_ABSENT = "asked_detail_absent"  # the date, number, year or quantity asked for is not there
+
+
+def refusal_text(language: str, reason: RefusalReason | None = None, detail: str = "") -> str:
+    """The refusal in the question's language: it names the missing `detail` ("number", "year 2030",
+    "measure interest rate") when that is the reason, says that no confident answer was found when
+    sentences were weighed and found wanting, and that the documents do not answer only when nothing
+    was there to weigh."""
     lang = language if language in REFUSAL_TEXT else "en"
-    if reason.startswith("weak_evidence"):
+    if reason is RefusalReason.WEAK_EVIDENCE:
         return UNSURE_TEXT[lang]
-    detail = reason.removeprefix("asked_detail_absent (").removesuffix(")") if reason.startswith("asked_detail") else ""
+    if reason is not RefusalReason.ASKED_DETAIL_ABSENT:
+        return REFUSAL_TEXT[lang]
     kind, _, value = detail.partition(" ")
     if kind == "measure":
         value = answertype.measure_name(value, lang)
