@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,20 @@ def host_name(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
+def own_names() -> set[str]:
+    """This machine's names and addresses: what clients on the network type when the server listens on
+    every interface (a rebinding attack brings a name of its own, never these)."""
+    names: set[str] = set()
+    try:
+        hostname = socket.gethostname()
+        names |= {hostname.lower(), socket.getfqdn().lower()}
+        _, aliases, addresses = socket.gethostbyname_ex(hostname)
+        names |= {a.lower() for a in aliases} | set(addresses)
+    except OSError as exc:  # no resolver: the allow-list keeps what the settings name
+        log.info("cannot list this machine's names: %s", exc)
+    return {n for n in names if n}
+
+
 @dataclass
 class HostPolicy:
     """The Host names the server answers to (any port): against DNS rebinding."""
@@ -66,6 +81,8 @@ class HostPolicy:
         names = {*LOOPBACK_HOSTS, host_name(settings.host)}
         if ":" in settings.host and not settings.host.startswith("["):
             names.add(f"[{settings.host.lower()}]")
+        if settings.host in ("0.0.0.0", "::", "[::]"):
+            names |= own_names()
         if settings.public_url:
             names.add(host_name(urlsplit(settings.public_url).netloc))
         suffixes: list[str] = []

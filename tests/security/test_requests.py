@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from assistant.interfaces.gate import ClientAddress, HostPolicy, foreign_paths
+from assistant.interfaces.gate import LOOPBACK_HOSTS, ClientAddress, HostPolicy, foreign_paths
 from assistant.settings import Settings
 from tests.helpers import CORPUS, make_settings
 from tests.test_api import LiveServer, assert_error_shape
@@ -179,6 +179,13 @@ def test_host_policy_settings() -> None:
                                           "assistant.example.net", "localhost:1", "[::1]"))
     assert not any(policy.allows(h) for h in ("evil.example", "corp.example.evil", "", "chat.example.org.evil"))
     assert HostPolicy.from_settings(Settings(_env_file=None, allowed_hosts="*")).allows("any.where")  # type: ignore[call-arg]
+    # Listening on every interface: the machine's own name and addresses are what clients type.
+    import socket
+
+    everywhere = HostPolicy.from_settings(Settings(_env_file=None, host="0.0.0.0"))  # type: ignore[call-arg]
+    assert everywhere.allows(f"{socket.gethostname()}:7860") and not everywhere.allows("evil.example")
+    loopback_only = HostPolicy.from_settings(Settings(_env_file=None))  # type: ignore[call-arg]
+    assert not loopback_only.allows(socket.gethostname()) or socket.gethostname() in LOOPBACK_HOSTS
 
 
 @pytest.mark.parametrize("headers", [{"Origin": EVIL}, {"Origin": "null"}, {"Origin": "http://localhost:9999"},
