@@ -138,7 +138,7 @@ def test_english_question_gets_an_english_answer(page: Any) -> None:
 def test_a_refusal_shows_the_closest_passages_as_pointers(page: Any) -> None:
     answer = ask(page, "日本銀行の政策金利は現在何％ですか。")
     assert answer.locator("a.cite").count() == 0
-    assert "資料から回答できませんでした" in answer.inner_text()
+    assert "回答は出せませんでした" in answer.inner_text()
     near = page.locator("#sources .src-group:not([hidden]) .src-card.near")
     near.first.wait_for(timeout=10_000)
     assert 1 <= near.count() <= 3

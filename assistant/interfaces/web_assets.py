@@ -124,10 +124,10 @@ def render_chat(turns: list[Turn], streaming: bool = False) -> str:
             cited = {int(c["n"]) for c in a.get("citations", [])}
             note = ""
             if a.get("refused"):
-                note = ('<div class="note">資料から回答できませんでした。出典欄に最も近い箇所を表示しています。 / '
-                        "Not answerable from the documents; the closest passages are shown under Sources.</div>"
+                note = ('<div class="note">回答は出せませんでした。出典欄に最も近い箇所を表示しています。 / '
+                        "No answer given; the closest passages are shown under Sources.</div>"
                         if a.get("closest") else
-                        '<div class="note">資料から回答できませんでした / Not answerable from the documents</div>')
+                        '<div class="note">回答は出せませんでした / No answer given</div>')
             parts.append(
                 f'<div class="msg bot answer" data-turn="{k}" data-answer-id="{esc(a.get("id", ""))}">'
                 f'<div class="who">アシスタント / Assistant · 回答 #{k} / Answer #{k}</div>'
