@@ -341,9 +341,11 @@ class Gate:
         body = b"".join(chunks)
         try:
             payload = json.loads(body) if body.strip() else None
+            foreign = foreign_paths(payload, upload_folder()) if payload is not None else []
         except (ValueError, UnicodeDecodeError):
-            payload = None  # not JSON: Gradio answers it itself, and no file path can be in it
-        foreign = foreign_paths(payload, upload_folder()) if payload is not None else []
+            foreign = []  # not JSON: Gradio answers it itself, and no file path can be in it
+        except RecursionError:
+            foreign = ["(nested too deep to read)"]
         if foreign:
             log.warning("refused a Gradio request naming a file it did not upload: %r", foreign[:3])
             await _error(403, "file_not_uploaded", "Files can only come from an upload.",

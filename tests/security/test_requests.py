@@ -261,6 +261,13 @@ def test_chunked_floods_are_cut_off(client: httpx.Client, path: str) -> None:
     assert client.get("/healthz").status_code == 200
 
 
+def test_absurdly_nested_gradio_payloads_are_refused(client: httpx.Client) -> None:
+    body = '{"fn_index": 9, "data": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    assert_error_shape(client.post("/gradio_api/queue/join", content=body,
+                                   headers={"Content-Type": "application/json"}), 403, "file_not_uploaded")
+    assert client.get("/healthz").status_code == 200
+
+
 def test_declared_oversized_bodies_are_refused_before_reading(client: httpx.Client) -> None:
     r = client.post("/slack/events", content=b"x" * (1024 * 1024 + 1))
     assert_error_shape(r, 413, "too_large")
