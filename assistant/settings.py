@@ -138,5 +138,9 @@ class Settings(BaseSettings):
         return Path(self.data_dir) / "sessions.sqlite3"
 
     @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
     def max_file_bytes(self) -> int:
         return int(self.max_file_mb * 1024 * 1024)

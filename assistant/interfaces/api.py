@@ -27,6 +27,7 @@ from assistant.core import Assistant, Filters
 from assistant.errors import INTERNAL_ERROR, ServiceUnavailable, UserError, check_question
 from assistant.feedback import FeedbackStore
 from assistant.ingest import lower_priority
+from assistant.interfaces.gate import error_response
 from assistant.querylog import QueryLog
 from assistant.settings import Settings
 from assistant.types import Answer, Failure, IngestReport, retrieval_json
@@ -158,7 +159,7 @@ def check_upload(filename: str, size: int, settings: Settings) -> str:
         allowed = ", ".join(sorted(allowed_suffixes()))
         raise UserError("unsupported_type", f"Files of type '{suffix or name}' cannot be added (allowed: {allowed}).",
                         f"この形式のファイルは追加できません（{suffix or name}）。対応形式: {allowed}", status=415)
-    limit = int(settings.max_upload_mb * 1024 * 1024)
+    limit = settings.max_upload_bytes
     if size > limit:
         raise UserError("upload_too_large", f"'{name}' is larger than {settings.max_upload_mb:g} MB.",
                         f"「{name}」は{settings.max_upload_mb:g} MBを超えています。", status=413)
@@ -181,7 +182,7 @@ def merge_reports(reports: list[IngestReport]) -> IngestReport:
 def ingest_uploads(services: Services, files: list[tuple[str, BinaryIO]]) -> IngestReport:
     """Validates and ingests each file, reading one at a time; a file that fails is reported, the
     others still go in."""
-    limit = int(services.settings.max_upload_mb * 1024 * 1024)
+    limit = services.settings.max_upload_bytes
     reports: list[IngestReport] = []
     for filename, stream in files:
         try:
@@ -197,7 +198,7 @@ def ingest_uploads(services: Services, files: list[tuple[str, BinaryIO]]) -> Ing
 
 def upload_body_limit(settings: Settings) -> int:
     """The largest upload request: every file at the size limit, and room for the form around them."""
-    return int(settings.max_upload_mb * 1024 * 1024) * MAX_UPLOAD_FILES + 1024 * 1024
+    return settings.max_upload_bytes * MAX_UPLOAD_FILES + 1024 * 1024
 
 
 def nothing_ingested(report: IngestReport) -> bool:
@@ -262,7 +263,7 @@ def make_router(services: Services) -> APIRouter:
         # reported as failed and the others still go in; a single file of a wrong type is a 415; when no
         # file went in, the answer is a 422 that carries the report. The files wait on disk (the form
         # parser spools them) until the ingestion thread reads them, one at a time.
-        limit = int(settings.max_upload_mb * 1024 * 1024)
+        limit = settings.max_upload_bytes
         for f in files:
             size = f.size if f.size is not None else 0
             if size > limit:
@@ -274,11 +275,9 @@ def make_router(services: Services) -> APIRouter:
         report = await asyncio.wrap_future(services.ingest_worker.submit(ingest_uploads, services, batch))
         if nothing_ingested(report):
             first = report.failed[0]
-            error = {"code": "nothing_ingested",
-                     "message": f"No file could be added. {first.source}: {first.reason}",
-                     "message_ja": f"どのファイルも追加できませんでした。{first.source}: {first.reason_ja}",
-                     **report.to_json()}
-            return JSONResponse({"error": error}, status_code=422)
+            return error_response(422, "nothing_ingested", f"No file could be added. {first.source}: {first.reason}",
+                                  f"どのファイルも追加できませんでした。{first.source}: {first.reason_ja}",
+                                  **report.to_json())
         return JSONResponse(report.to_json())
 
     @router.delete("/documents/{doc_id:path}", summary="Remove a document and its passages")

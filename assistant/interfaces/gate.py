@@ -151,14 +151,20 @@ class ClientAddress:
         return peer
 
 
-def _error(status: int, code: str, message: str, message_ja: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, "message_ja": message_ja}},
-                        status_code=status)
+def error_response(status: int, code: str, message: str, message_ja: str, **extra: Any) -> JSONResponse:
+    """The one error shape: `{"error": {"code", "message", "message_ja", ...}}`."""
+    body: dict[str, Any] = {"code": code, "message": message, "message_ja": message_ja, **extra}
+    return JSONResponse({"error": body}, status_code=status)
+
+
+def cross_site() -> JSONResponse:
+    return error_response(403, "cross_site_request", "Requests from other sites are not accepted.",
+                          "他のサイトからのリクエストは受け付けません。")
 
 
 def too_large(limit: int) -> JSONResponse:
     mb = limit / 1048576
-    return _error(413, "too_large", f"The request body is larger than {mb:g} MB.",
+    return error_response(413, "too_large", f"The request body is larger than {mb:g} MB.",
                   f"リクエストの本文が大きすぎます（上限 {mb:g} MB）。")
 
 
@@ -253,23 +259,21 @@ class Gate:
     # Checks --------------------------------------------------------------------------------------
     def _refusal(self, scope: Scope, headers: Headers, path: str, method: str) -> Response | None:
         if not self.hosts.allows(headers.get("host")):
-            return _error(403, "host_not_allowed",
+            return error_response(403, "host_not_allowed",
                           "This server does not answer to that host name (set ASSISTANT_ALLOWED_HOSTS).",
                           "このホスト名ではアクセスできません（ASSISTANT_ALLOWED_HOSTS を設定してください）。")
         origin = (headers.get("origin") or "").strip().lower().rstrip("/")
         if method == "OPTIONS" and "access-control-request-method" in headers and origin not in self.own_origins:
             # A preflight from another site: no CORS headers at all, whatever Gradio or Starlette would say.
-            return _error(403, "cross_site_request", "Requests from other sites are not accepted.",
-                          "他のサイトからのリクエストは受け付けません。")
+            return cross_site()
         checked = method in STATE_CHANGING or method == "WEBSOCKET" or path.startswith(SENSITIVE_READS)
         if checked and not path.startswith("/slack/") and is_cross_site(headers, self.own_origins):
-            return _error(403, "cross_site_request", "Requests from other sites are not accepted.",
-                          "他のサイトからのリクエストは受け付けません。")
+            return cross_site()
         user = self._user(Request(scope))
         scope["assistant.user"] = user or ""
         if self.auth is not None and user is None and not path.startswith(PUBLIC_PATHS):
             if path.startswith("/api/") or "text/html" not in headers.get("accept", "") or method == "WEBSOCKET":
-                response: Response = _error(401, "unauthorized",
+                response: Response = error_response(401, "unauthorized",
                                             "Log in or send an API token (Authorization: Bearer …).",
                                             "ログインするか、APIトークンを送ってください（Authorization: Bearer …）。")
                 response.headers["WWW-Authenticate"] = "Bearer"
@@ -280,7 +284,7 @@ class Gate:
             key = user or self.client_address(scope, headers)
             wait_s = self.limiters[bucket].check(f"{bucket}:{key}")
             if wait_s:
-                response = _error(429, "rate_limited", f"Too many requests; retry in {wait_s} s.",
+                response = error_response(429, "rate_limited", f"Too many requests; retry in {wait_s} s.",
                                   f"リクエストが多すぎます。{wait_s}秒後に再試行してください。")
                 response.headers["Retry-After"] = str(wait_s)
                 return response
@@ -348,7 +352,7 @@ class Gate:
             foreign = ["(nested too deep to read)"]
         if foreign:
             log.warning("refused a Gradio request naming a file it did not upload: %r", foreign[:3])
-            await _error(403, "file_not_uploaded", "Files can only come from an upload.",
+            await error_response(403, "file_not_uploaded", "Files can only come from an upload.",
                          "ファイルはアップロードしたものしか使えません。")(
                 scope, receive, self._with_headers(send, scope.get("path", "")))
             return None

@@ -11,7 +11,6 @@ import logging
 import re
 import sys
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Form, Request
@@ -25,7 +24,7 @@ from assistant.core import Assistant, DocumentInfo
 from assistant.errors import UserError
 from assistant.feedback import FeedbackStore
 from assistant.interfaces.api import Services, make_router, upload_body_limit
-from assistant.interfaces.gate import Gate, make_limiters, split_list
+from assistant.interfaces.gate import Gate, error_response, make_limiters, split_list
 from assistant.interfaces.web_assets import CSS, JS, esc, render_document_page
 from assistant.querylog import QueryLog
 from assistant.settings import Settings, apply_offline_env
@@ -75,14 +74,9 @@ def check_bind(settings: Settings, host: str) -> None:
     )
 
 
-def _error(status: int, code: str, message: str, message_ja: str, **extra: Any) -> JSONResponse:
-    body: dict[str, Any] = {"code": code, "message": message, "message_ja": message_ja, **extra}
-    return JSONResponse({"error": body}, status_code=status)
-
-
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UserError)
-    async def user_error(request: Request, exc: UserError) -> JSONResponse:
+    async def usererror_response(request: Request, exc: UserError) -> JSONResponse:
         return JSONResponse(exc.to_json(), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
@@ -90,18 +84,18 @@ def install_error_handlers(app: FastAPI) -> None:
         details = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in exc.errors()]
         first = details[0] if details else {"loc": [], "msg": ""}
         where = ".".join(first["loc"][1:] if len(first["loc"]) > 1 else first["loc"])
-        return _error(422, "invalid_request", f"Invalid request: {where}: {first['msg']}",
+        return error_response(422, "invalid_request", f"Invalid request: {where}: {first['msg']}",
                       f"リクエストの内容が正しくありません（{where}）: {first['msg']}", details=details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def httperror_response(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = STATUS_CODES.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else code
         if exc.status_code == 413:
-            return _error(413, "upload_too_large", "The request body is too large.", "リクエストが大きすぎます。")
-        return JSONResponse({"error": {"code": code, "message": message, "message_ja": message_ja(exc.status_code,
-                                                                                               message)}},
-                            status_code=exc.status_code, headers=getattr(exc, "headers", None))
+            return error_response(413, "upload_too_large", "The request body is too large.", "リクエストが大きすぎます。")
+        response = error_response(exc.status_code, code, message, message_ja(exc.status_code, message))
+        response.headers.update(getattr(exc, "headers", None) or {})
+        return response
 
 
 def message_ja(status: int, message: str) -> str:
@@ -252,7 +246,7 @@ def make_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI:
                        allow_methods=["GET", "POST", "DELETE"], allow_headers=["authorization", "content-type"])
     gr.mount_gradio_app(
         app, blocks, path="/", auth_dependency=auth_dependency, css=CSS, js=JS,
-        footer_links=[], run_history=False, max_file_size=int(settings.max_upload_mb * 1024 * 1024),
+        footer_links=[], run_history=False, max_file_size=settings.max_upload_bytes,
         ssr_mode=False, mcp_server=False, enable_monitoring=False,
         blocked_paths=[str(Path(settings.data_dir).resolve())],
     )
