@@ -21,6 +21,7 @@ from typing import Any
 
 from assistant.keyword.index import KeywordIndex, KeywordIndexMismatch
 from assistant.sqlitedb import connect_wal
+from assistant.text.structure import dump_roles, load_roles
 from assistant.types import Chunk
 
 SCHEMA = """
@@ -47,7 +48,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     start INTEGER NOT NULL,
     end INTEGER NOT NULL,
     section TEXT NOT NULL DEFAULT '',
-    page INTEGER
+    page INTEGER,
+    roles TEXT
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, ordinal);
 CREATE TABLE IF NOT EXISTS vector_journal (
@@ -87,6 +89,7 @@ class Index:
         # from rereading their inner pages on every insert (about 10% faster adds at 40k chunks).
         self.conn.execute("PRAGMA cache_size=-65536")
         self.conn.executescript(SCHEMA)
+        self._migrate_roles()
         try:
             self.keyword = KeywordIndex(self.conn)
         except KeywordIndexMismatch:
@@ -102,6 +105,29 @@ class Index:
 
     def close(self) -> None:
         self.conn.close()
+
+    def _migrate_roles(self) -> None:
+        """An index built before chunks stored their lines' roles: adds the column, then derives the roles
+        of every chunk without them once, from its text (`text.structure.roles_from_text`). A run killed
+        half way leaves the rest NULL, and the next opening completes them."""
+        # Rows still without roles are found through a partial index: no scan of the table at each opening.
+        missing = "CREATE INDEX IF NOT EXISTS chunks_roles_missing ON chunks(chunk_id) WHERE roles IS NULL"
+        if "roles" in {r[1] for r in self.conn.execute("PRAGMA table_info(chunks)")}:
+            self.conn.execute(missing)
+            if self.conn.execute("SELECT 1 FROM chunks WHERE roles IS NULL LIMIT 1").fetchone() is None:
+                return
+        from assistant.text.structure import roles_from_text
+
+        with self.transaction() as conn:
+            if "roles" not in {r[1] for r in conn.execute("PRAGMA table_info(chunks)")}:
+                conn.execute("ALTER TABLE chunks ADD COLUMN roles TEXT")
+                conn.execute(missing)
+            rows = conn.execute(
+                "SELECT c.chunk_id, c.text, c.section, COALESCE(d.title, '') FROM chunks c"
+                " LEFT JOIN documents d USING (doc_id) WHERE c.roles IS NULL").fetchall()
+            conn.executemany("UPDATE chunks SET roles = ? WHERE chunk_id = ?",
+                             [(dump_roles(roles_from_text(text, section, title)), cid)
+                              for cid, text, section, title in rows])
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -194,9 +220,10 @@ class Index:
         self.keyword.delete(old)
         conn.execute("DELETE FROM chunks WHERE doc_id = ?", (record.doc_id,))
         conn.executemany(
-            "INSERT OR REPLACE INTO chunks (chunk_id, doc_id, ordinal, text, start, end, section, page)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(c.chunk_id, c.doc_id, c.ordinal, c.text, c.start, c.end, c.section, c.page) for c in chunks],
+            "INSERT OR REPLACE INTO chunks (chunk_id, doc_id, ordinal, text, start, end, section, page, roles)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(c.chunk_id, c.doc_id, c.ordinal, c.text, c.start, c.end, c.section, c.page, dump_roles(c.roles))
+             for c in chunks],
         )
         self.keyword.add_weighted((c.chunk_id, c.doc_id, v) for c, v in zip(chunks, keyword_vectors, strict=True))
         conn.execute(
@@ -236,23 +263,23 @@ class Index:
             marks = ",".join("?" * len(part))
             rows = self.conn.execute(
                 "SELECT c.chunk_id, c.doc_id, c.text, c.start, c.end, d.title, c.section, c.page, d.source,"
-                f" d.date, d.language, c.ordinal FROM chunks c JOIN documents d USING (doc_id)"
+                f" d.date, d.language, c.ordinal, c.roles FROM chunks c JOIN documents d USING (doc_id)"
                 f" WHERE c.chunk_id IN ({marks})",
                 part,
             )
             for r in rows:
-                out[r[0]] = Chunk(*r)
+                out[r[0]] = _chunk(r)
         return out
 
     def doc_chunks(self, doc_id: str, limit: int | None = None) -> list[Chunk]:
         """A document's chunks in order; the first `limit` only, if given."""
         rows = self.conn.execute(
             "SELECT c.chunk_id, c.doc_id, c.text, c.start, c.end, d.title, c.section, c.page, d.source,"
-            " d.date, d.language, c.ordinal FROM chunks c JOIN documents d USING (doc_id)"
+            " d.date, d.language, c.ordinal, c.roles FROM chunks c JOIN documents d USING (doc_id)"
             " WHERE c.doc_id = ? ORDER BY c.ordinal LIMIT ?",
             (doc_id, -1 if limit is None else limit),
         )
-        return [Chunk(*r) for r in rows]
+        return [_chunk(r) for r in rows]
 
     def doc_ids_matching(self, doc_ids: Collection[str] = (), date_from: str | None = None,
                          date_to: str | None = None) -> set[str]:
@@ -287,6 +314,13 @@ def date_upper(date: str) -> str:
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _chunk(row: Sequence[Any]) -> Chunk:
+    """A chunk from its row: the chunk's columns, its document's, then its stored roles."""
+    (chunk_id, doc_id, text, start, end, title, section, page, source, date, language, ordinal, roles) = row
+    return Chunk(chunk_id, doc_id, text, start, end, title, section, page, source, date, language, ordinal,
+                 load_roles(roles) if roles else [])
 
 
 def _record(row: Sequence[Any]) -> DocRecord:

@@ -31,6 +31,7 @@ from assistant.settings import Settings
 from assistant.text.chunking import CHUNKER_VERSION, chunk_display
 from assistant.text.lang import detect_language
 from assistant.text.normalize import NORMALIZER_VERSION, build_display, search_form, title_line
+from assistant.text.structure import chunk_roles, document_roles
 from assistant.types import Chunk, Failure, IngestReport, LoadError
 from assistant.vectorstore import VectorStore
 
@@ -351,10 +352,12 @@ class Ingestor:
         language = meta.language or detect_language(display.text[:4000])
         texts = [display.text[s.start : s.end] for s in spans]
         ids = make_chunk_ids(job.doc_id, texts)
+        # Each line's role (heading, item, field, table row...) is fixed here, once, for the answerer to read.
+        roles = document_roles(display, title)
         chunks = [
             Chunk(chunk_id=cid, doc_id=job.doc_id, text=text, start=s.start, end=s.end, title=title,
                   section=s.section or "", page=s.page, source=job.source, date=meta.date, language=language,
-                  ordinal=i)
+                  ordinal=i, roles=chunk_roles(roles, s.start, s.end))
             for i, (cid, text, s) in enumerate(zip(ids, texts, spans, strict=True))
         ]
         search_texts = [search_form(t).text for t in texts]

@@ -6,10 +6,13 @@ the CLI, the HTTP API, the Slack bot and the evaluation; extend them, never rena
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 BlockKind = Literal["heading", "paragraph", "bullet", "table_row"]
+# What a line of a chunk is: a heading, a sentence of running text, a list item, a field ("日付：…"), a table
+# row, or a table's header row.
+RoleKind = Literal["heading", "sentence", "item", "field", "row", "header"]
 
 
 @dataclass
@@ -20,6 +23,21 @@ class Block:
     kind: BlockKind = "paragraph"
     page: int | None = None
     section: str | None = None
+
+
+@dataclass(frozen=True)
+class Role:
+    """The role of one line of a chunk, `text[start:end]`, fixed at ingestion (`text.structure`).
+
+    `label` is what the line means only with: a list item's lead-in, a table row's header row, the short
+    section a fragment stands under; "" for running text. `key` is a field's label ("日付" of "日付：…"),
+    for a heading or line that reads "key：value"."""
+
+    start: int
+    end: int
+    kind: RoleKind
+    label: str = ""
+    key: str = ""
 
 
 @dataclass
@@ -68,6 +86,7 @@ class Chunk:
     date: str = ""
     language: str = ""
     ordinal: int = 0
+    roles: list[Role] = field(default_factory=list)
 
 
 @dataclass
@@ -88,6 +107,9 @@ class Passage:
     date: str = ""
     language: str = ""
     scores: dict[str, float] = field(default_factory=dict)
+    # Each line's role, as stored with the chunk; None for a passage made outside the index (a test's, an
+    # evaluation's raw paragraph): `answering.context.passage_roles` derives them once. Not in the JSON.
+    roles: list[Role] | None = None
 
     @classmethod
     def from_chunk(cls, chunk: Chunk, rank: int, score: float, **scores: float) -> Passage:
@@ -95,11 +117,13 @@ class Passage:
             rank=rank, score=score, chunk_id=chunk.chunk_id, doc_id=chunk.doc_id, title=chunk.title,
             section=chunk.section, page=chunk.page, source=chunk.source, text=chunk.text,
             start=chunk.start, end=chunk.end, date=chunk.date, language=chunk.language,
-            scores=dict(scores),
+            scores=dict(scores), roles=list(chunk.roles),
         )
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(replace(self, roles=None))
+        del out["roles"]
+        return out
 
 
 @dataclass
