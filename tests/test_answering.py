@@ -188,38 +188,46 @@ def test_instructions_inside_a_passage_do_not_change_the_answer(embedder: object
         assert_valid(a)
 
 
-def test_table_header_rows_are_recognised() -> None:
-    from assistant.answering.extractive import table_headers
+def _labels(text: str, section: str = "", title: str = "") -> dict[str, tuple[str, str]]:
+    """Each line of `text` -> (its role's kind, its label), as the index stores them for a chunk."""
+    from assistant.text.structure import roles_from_text
 
+    return {text[r.start:r.end]: (r.kind, r.label) for r in roles_from_text(text, section, title)}
+
+
+def test_table_header_rows_are_recognised() -> None:
     text = "課題\n項目 | 現状 | 目標\n再エネ比率 | 約23% | 4〜5割\n自給率 | 約15% | 3〜4割\n最大の課題は需要の増加である。"
-    assert table_headers(text) == {"項目 | 現状 | 目標"}
+    roles = _labels(text)
+    assert roles["項目 | 現状 | 目標"] == ("header", "")
+    assert roles["自給率 | 約15% | 3〜4割"] == ("row", "項目 | 現状 | 目標")
     # A first row with figures is data (the chunk may start inside a table); a lone row is no table.
-    assert table_headers("2024 | 2025\n10 | 20") == set()
-    assert table_headers("国 | 立場\n") == set()
+    assert "header" not in {kind for kind, _ in _labels("2024 | 2025\n10 | 20").values()}
+    assert _labels("国 | 立場\n")["国 | 立場"] == ("row", "")
 
 
 def test_list_items_and_table_rows_are_read_with_their_label() -> None:
-    from assistant.answering.extractive import item_context, table_headers
-
     text = ("各国の主張\n日本\n• 輸出規制の早期撤廃を要求\n• 共同研究の拡大\n韓国\n• 輸出規制の段階的な見直し\n"
             "交渉は難航している。\n項目 | 現状 | 目標\n再エネ比率 | 約23% | 4〜5割")
-    at = text.index
-    assert item_context(text, at("輸出規制の早期")) == "日本"
-    assert item_context(text, at("共同研究")) == "日本"  # the label above the whole list, past other items
-    assert item_context(text, at("輸出規制の段階")) == "韓国"
-    assert item_context(text, at("交渉は")) == ""  # running text needs no label
-    assert item_context(text, at("再エネ比率"), headers=table_headers(text)) == "項目 | 現状 | 目標"
+    roles = _labels(text)
+    assert roles["• 輸出規制の早期撤廃を要求"] == ("item", "日本")
+    assert roles["• 共同研究の拡大"] == ("item", "日本")  # the label above the whole list, past other items
+    assert roles["• 輸出規制の段階的な見直し"] == ("item", "韓国")
+    assert roles["交渉は難航している。"] == ("sentence", "")  # running text needs no label
+    assert roles["再エネ比率 | 約23% | 4〜5割"] == ("row", "項目 | 現状 | 目標")
     # A line of running text above a list is no label; the chunk's section stands in when the label
     # lies before the chunk.
-    assert item_context("次の点で合意した。\n• 関税の引き下げ", 12, section="合意") == ""
-    assert item_context("• 関税の引き下げ\n• 査証の免除", 11, section="米国") == "米国"
-    assert item_context("• 関税の引き下げ", 2, section="これは見出しではなく三十字を超える長い一文の節の名前である場合の例です") == ""
-    assert item_context("成長率\n3.5%の成長を見込む。", 4) == ""  # a figure, not an item number
+    assert _labels("次の点で合意した。\n• 関税の引き下げ", section="合意")["• 関税の引き下げ"] == ("item", "")
+    assert _labels("• 関税の引き下げ\n• 査証の免除", section="米国")["• 査証の免除"] == ("item", "米国")
+    long_section = "これは見出しではなく三十字を超える長い一文の節の名前である場合の例です"
+    assert _labels("• 関税の引き下げ", section=long_section)["• 関税の引き下げ"] == ("item", "")
+    assert _labels("成長率\n3.5%の成長を見込む。")["3.5%の成長を見込む。"] == ("sentence", "")  # a figure, not an item number
     # A list whose marks the loader dropped (Markdown, Word): a line that is no sentence is read with
     # its section; a sentence is not.
-    assert item_context("韓国\n輸出規制の段階的な見直しを要求\n交渉は続く。", 3, section="韓国") == "韓国"
-    assert item_context("韓国\n輸出規制の段階的な見直しを要求\n交渉は続く。", 19, section="韓国") == ""
-    assert item_context("手順\n1. 申請書を出す。", 7) == "手順"
+    dropped = _labels("韓国\n輸出規制の段階的な見直しを要求\n交渉は続く。", section="韓国")
+    assert dropped["韓国"] == ("heading", "")
+    assert dropped["輸出規制の段階的な見直しを要求"] == ("item", "韓国")
+    assert dropped["交渉は続く。"] == ("sentence", "")
+    assert _labels("手順\n1. 申請書を出す。")["1. 申請書を出す。"] == ("item", "手順")
 
 
 def test_the_label_of_a_list_decides_which_item_is_quoted(embedder: object) -> None:
@@ -295,11 +303,11 @@ def test_a_table_header_row_is_never_quoted(embedder: object, tmp_path: Path) ->
 def test_a_field_heading_is_quoted_when_its_label_is_asked(embedder: object) -> None:
     """"研究分野：…" stands alone on its line, so it is read as the section heading of the profile below
     it; it still states a value, and a question that names the field is answered from it."""
-    from assistant.answering.extractive import field_label, is_field
+    from assistant.text.structure import field_key
 
-    assert is_field("研究分野：マクロ経済全般、CIS地域事情") and field_label("研究分野：マクロ経済全般") == "研究分野"
-    assert is_field("Venue: Tokyo Big Sight") and field_label("Venue: Tokyo Big Sight") == "Venue"
-    assert not any(is_field(t) for t in ("主張", "はじめに", "Chapter 2", "10:30", "Note: x"))
+    assert field_key("研究分野：マクロ経済全般、CIS地域事情") == "研究分野"
+    assert field_key("Venue: Tokyo Big Sight") == "Venue"
+    assert not any(field_key(t) for t in ("主張", "はじめに", "Chapter 2", "10:30", "Note: x"))
     section = "研究分野：マクロ経済全般、CIS（特にロシア）地域事情、総合商社論（歴史）"
     text = f"{section}\n\n2001年から経済研究所に所属。先進国から新興国まで地域横断的にマクロ経済を担当。"
     passage = Passage(rank=1, score=1.0, chunk_id="f-0", doc_id="profile.txt", title="執筆者紹介", section=section,

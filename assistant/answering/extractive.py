@@ -16,9 +16,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from assistant.answering import answertype
+from assistant.answering.context import sentence_context
 from assistant.text.lang import has_japanese
 from assistant.text.normalize import question_core, single_spaced
-from assistant.types import Citation, Passage
+from assistant.text.structure import BULLETS, MAX_LABEL_CHARS, SENTENCE_ENDS
+from assistant.types import Citation, Passage, Role
 
 MAX_PASSAGES = 5
 MAX_QUOTES = 3
@@ -117,7 +119,8 @@ class Scored:
     # The question's English words found through their Japanese renderings: it ranks the sentences,
     # but the refusal features leave it out (the shipped rule was fitted without it).
     rendered: float = 0.0
-    # A list item's label line (`item_context`), and whether the question names it.
+    # What the line means only with (a list's label, a table's header row: `context.SentenceContext`),
+    # and whether the question names it.
     label: str = ""
     label_asked: bool = False
     # Whether it stands under a heading that names what the question asks about (`focus_sections`),
@@ -125,6 +128,8 @@ class Scored:
     focus: bool = False
     # Whether it names a quantity other than the one the question asks for (`answertype.names_other_measure`).
     other_measure: bool = False
+    # The role of its line (`types.Role.kind`): a table row is quoted without naming its header row.
+    kind: str = "sentence"
 
     @property
     def base_score(self) -> float:
@@ -298,17 +303,13 @@ class SentenceScorer:
             out.append(named)
         return out
 
-    def field_asked(self, question: str, p: Passage, q_tokens: set[str], renderings: list[tuple[str, ...]],
-                    glosses: bool) -> str:
-        """The passage's section heading when it is a field the question asks for ("研究分野：…" for
-        "研究分野は何ですか" or "What are the research fields?") and the question's other words are mostly in
-        the passage or its title (not "What are Tanaka's research fields?" over Sato's profile); else ""."""
-        heading = p.section.strip()
-        if not (heading and is_field(heading)):
-            return ""
-        label = field_label(heading)
+    def field_asked(self, question: str, p: Passage, label: str, q_tokens: set[str],
+                    renderings: list[tuple[str, ...]], glosses: bool) -> bool:
+        """Whether a heading of the passage that is a field with key `label` ("研究分野：…") is what the
+        question asks for ("研究分野は何ですか" or "What are the research fields?"), the question's other words
+        mostly in the passage or its title (not "What are Tanaka's research fields?" over Sato's profile)."""
         if not self.names_label(label, q_tokens, renderings, glosses):
-            return ""
+            return False
         where = f"{p.title}\n{p.text}"
         if renderings and not glosses:
             # An English question over a Japanese text that asks only "what is the …?", word by word through
@@ -316,16 +317,16 @@ class SentenceScorer:
             # or the passage must be at least half ("research fields": 研究 in the label; not "Tanaka's
             # research fields").
             if not _WHAT_IS.fullmatch(question.strip()):
-                return ""
+                return False
             others = [r for r in renderings if not rendered_overlap([r], label)]
             hits = len(renderings) - len(others)
             found = sum(1 for r in others if rendered_overlap([r], where))
-            return single_spaced(heading) if 2 * (hits + found) >= len(renderings) else ""
+            return 2 * (hits + found) >= len(renderings)
         # The whole label, not a part of it ("研究" of 研究分野 in "…研究所に在籍していますか").
         if not self.tokens(label) <= q_tokens:
-            return ""
+            return False
         rest = q_tokens - self.tokens(label)
-        return single_spaced(heading) if 2 * len(rest & self.tokens(where)) >= len(rest) else ""
+        return 2 * len(rest & self.tokens(where)) >= len(rest)
 
     def question_terms(self, question: str) -> tuple[set[str], list[tuple[str, ...]], bool]:
         """The question's content words, their renderings in the other language, and whether those
@@ -350,26 +351,28 @@ class SentenceScorer:
         top = list(passages[:MAX_PASSAGES])
         q_tokens, renderings, glosses = self.question_terms(question)
         spans: list[tuple[int, int, int, str]] = []
-        contexts: list[str] = []
+        roles: list[Role] = []
+        field_heads: dict[tuple[int, str], bool] = {}  # (passage, field key) -> the question asks for it
         for i, p in enumerate(top):
-            # A heading (or a table's header row) names a topic and asserts nothing: never quoted.
-            headers = table_headers(p.text)
-            # A heading that is a field ("研究分野：マクロ経済全般…") states a value: it is quoted like a
-            # sentence when the question names its label ("研究分野は何ですか").
-            headings = {single_spaced(h) for h in (p.section, p.title) if h and h.strip()
-                        and not (is_field(h) and self.names_label(field_label(h), q_tokens, renderings, glosses))}
-            headings |= {single_spaced(h) for h in headers}
             for s, e in split_sentences(p.text):
                 s, e = _trim(p.text, s, e)
-                if e - s >= MIN_SENTENCE_CHARS and single_spaced(p.text[s:e]) not in headings:
-                    spans.append((i, s, e, p.text[s:e]))
-                    context = item_context(p.text, s, p.section, headers)
-                    # Lines under the document's own title (a date, a byline) are no list's items.
-                    contexts.append("" if p.title and single_spaced(context) == single_spaced(p.title) else context)
+                role = sentence_context(p, s, e).role
+                if e - s < MIN_SENTENCE_CHARS or role.kind == "header":
+                    continue  # a table's header row names columns and asserts nothing: never quoted
+                if role.kind == "heading":
+                    # A heading names a topic: never quoted, unless it is a field ("研究分野：マクロ経済全般…")
+                    # whose key the question names ("研究分野は何ですか"): it states a value.
+                    if not (role.key and self.names_label(role.key, q_tokens, renderings, glosses)):
+                        continue
+                    if (i, role.key) not in field_heads:
+                        field_heads[i, role.key] = self.field_asked(question, p, role.key, q_tokens, renderings,
+                                                                    glosses)
+                spans.append((i, s, e, p.text[s:e]))
+                roles.append(role)
+        contexts = [r.label for r in roles]
         wanted = answertype.asked_types(question)
         measures = answertype.asked_measures(question)
         focus = self.focus_sections(question, q_tokens, top)
-        fields = [self.field_asked(question, p, q_tokens, renderings, glosses) for p in top]
         scored: list[Scored] = []
         if spans:
             q_vec = self.query_vector(question)
@@ -378,23 +381,25 @@ class SentenceScorer:
             # Whether the question names each label, once a label (many items share one).
             named = {c: self.names_label(c, q_tokens, renderings, glosses) for c in set(contexts) if c}
             dense = self.sentence_vectors(read) @ q_vec
-            for (i, s, e, text), full, c, d in zip(spans, read, contexts, dense, strict=True):
+            for (i, s, e, text), full, role, d in zip(spans, read, roles, dense, strict=True):
+                c = role.label
                 kw = overlap(q_tokens, self.tokens(full))
                 rendered = rendered_overlap(renderings, full, glosses)
                 bonus = ENTITY_BONUS if any(answertype.supplies(t, text, question) for t in wanted) else 0.0
                 if "place" in wanted and answertype.case_marked_place(text, question):
                     bonus = CASE_BONUS
                 if not named.get(c) and not (kw or rendered or bonus) and len(text) <= SHORT_FRAGMENT_CHARS \
-                        and not text.endswith(_SENTENCE_ENDS) and whole_line(top[i].text, s, e):
+                        and not text.endswith(SENTENCE_ENDS) and (s, e) == (role.start, role.end):
                     # A short line that is no sentence ("経営企画部 IR担当", "2025年11月5日", an item of a list
                     # the question does not name) and shares nothing with the question: e5 rates such
                     # short texts close to almost any question, so it would only pass for evidence.
                     continue
                 instruction = bool(INSTRUCTION_RE.search(text))
                 score = float(d) + KEYWORD_WEIGHT * max(kw, rendered) + bonus - 0.002 * i
+                asked_field = role.kind == "heading" and field_heads.get((i, role.key), False)
                 scored.append(Scored(i, s, e, text, float(d), kw, bonus, instruction, score, rendered, c,
-                                     named.get(c, False), focus[i] or single_spaced(text) == fields[i],
-                                     answertype.names_other_measure(measures, full)))
+                                     named.get(c, False), focus[i] or asked_field,
+                                     answertype.names_other_measure(measures, full), role.kind))
         evidence = Evidence(scored, many=bool(ASKS_MANY.search(question)), table=bool(ASKS_TABLE.search(question)),
                             why=bool(ASKS_WHY.search(question)), detail=any(t in answertype.VETO_TYPES for t in wanted),
                             focus=any(s.focus for s in scored))
@@ -422,10 +427,6 @@ class SentenceScorer:
             "xling": float(q_lang != p_lang),
             "q_terms": float(len(q_tokens)),
         }
-
-
-_CELL_SEP = " | "
-_DIGIT = re.compile(r"[0-9０-９]")
 
 
 # An English question's figure: "19th", "2025", "3" (the digits, not "g7" or "covid-19").
@@ -464,23 +465,6 @@ def _holds(body: str, form: str) -> bool:
     return re.search(r"(?<![a-z0-9])" + re.escape(stem), body) is not None
 
 
-def table_headers(text: str) -> set[str]:
-    """Header rows of the tables in `text`: the loaders write a table row as one line of cells joined
-    by " | "; the first row of a run of two or more is its header when it holds no figure."""
-    lines = [line.strip() for line in text.split("\n")]
-    out = set()
-    for k, line in enumerate(lines):
-        if (_CELL_SEP in line and k + 1 < len(lines) and _CELL_SEP in lines[k + 1]
-                and (k == 0 or _CELL_SEP not in lines[k - 1]) and not _DIGIT.search(line)):
-            out.add(line)
-    return out
-
-
-_BULLETS = "•・-*●○■□◆◇"
-# A line that starts a list item: a bullet, "1." / "2)" (not "3.5%"), "(1)", "①".
-_ITEM = re.compile(f"[{re.escape(_BULLETS)}]" r"|[0-9０-９]{1,2}[.)．）](?![0-9０-９])|[（(][0-9０-９]{1,2}[)）]|[①-⑳]")
-MAX_LABEL_CHARS = 30
-MAX_FRAGMENT_CHARS = 80
 # A question asking for a date or a number whose best sentence gives none also quotes the best one that
 # does, if it scores within this of the best. Fitted on the shared data's fit half, the refusal
 # accuracy rose from 0.928 (no such quote) to 0.931 at 0.06 and 0.933 from 0.2 up; the larger margins
@@ -493,65 +477,11 @@ DETAIL_MARGIN = 0.06
 NEXT_DETAIL_MARGIN = 0.15
 # Lines no longer than this that end no sentence are read only when they share something with the question.
 SHORT_FRAGMENT_CHARS = 24
-_SENTENCE_ENDS = ("。", ".", "！", "？", "!", "?")
-
-
-# "label：value" on one line: a short label (no sentence inside it), a colon, then the value.
-_FIELD = re.compile(r"\s*([^\s：:。．.!?！？]{1,12}|[A-Za-z][A-Za-z ]{0,23}[A-Za-z])\s*[：:]\s*(\S.*)")
-
-
-def field_label(line: str) -> str:
-    """The label of a field line ("研究分野" of "研究分野：マクロ経済全般"); "" if it is none."""
-    m = _FIELD.fullmatch(line.strip())
-    return m.group(1).strip() if m else ""
-
-
-def is_field(line: str) -> bool:
-    """Whether a line is a field ("研究分野：マクロ経済全般", "Venue: Tokyo"), not a title ("主張",
-    "Chapter 2"): it then holds a value and can answer a question. A clock time ("10:30") is no field."""
-    m = _FIELD.fullmatch(line.strip())
-    return m is not None and not m.group(1)[-1].isdigit() and len(m.group(2).strip()) >= 2
-
-
-def whole_line(text: str, start: int, end: int) -> bool:
-    """Whether `text[start:end]` is a line of its own, not a piece of running text."""
-    before, after = text[:start].rstrip(" \t\u3000"), text[end:].lstrip(" \t\u3000")
-    return (not before or before.endswith("\n")) and (not after or after.startswith("\n"))
-
-
-def item_context(text: str, start: int, section: str = "", headers: set[str] | None = None) -> str:
-    """What a list item or a table row means only with: the short label line its list stands under
-    (the passage's section heading when the label lies before the passage), or its table's header
-    row; "" for a sentence of running text. `start`: where the sentence starts in `text`."""
-    line_start = text.rfind("\n", 0, start) + 1
-    line_end = text.find("\n", start)
-    line = text[line_start:line_end if line_end >= 0 else len(text)]
-    if _CELL_SEP in line:
-        above = [h for h in (headers or ()) if 0 <= text.find(h) < line_start]
-        return max(above, key=text.find) if above else ""
-    section = section.strip()
-    if not _ITEM.match(line.lstrip()):
-        # A line that is no sentence ("輸出規制の早期撤廃を要求"): a list item whose mark the loader
-        # dropped (Markdown, Word) or a field; the section it stands under names what it is about.
-        stripped = line.strip()
-        if stripped and len(stripped) <= MAX_FRAGMENT_CHARS and not stripped.endswith(_SENTENCE_ENDS) \
-                and 0 < len(section) <= MAX_LABEL_CHARS and section != stripped:
-            return section
-        return ""
-    for prev in reversed(text[:line_start].split("\n")):
-        prev = prev.strip()
-        if not prev or _ITEM.match(prev):
-            continue
-        # A label names what follows; a line of running text (long, or ending a sentence) is not one.
-        if len(prev) <= MAX_LABEL_CHARS and not prev.endswith(_SENTENCE_ENDS):
-            return prev
-        return ""
-    return section if 0 < len(section) <= MAX_LABEL_CHARS else ""
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:
     """Drops surrounding spaces and bullet marks, so the quote starts at the sentence's first word."""
-    while start < end and (text[start].isspace() or text[start] in _BULLETS):
+    while start < end and (text[start].isspace() or text[start] in BULLETS):
         start += 1
     while end > start and text[end - 1].isspace():
         end -= 1
@@ -682,7 +612,7 @@ def compose(question: str, language: str, chosen: Sequence[Scored],
         quoted = _mark(_inline(s.text))
         # A list item is quoted without its label ("• 限定的" under "米国"): the answer names the label the
         # document gives it, or the item would read as said of whatever came before.
-        label = s.label if s.label and _CELL_SEP not in s.label and s.label not in s.text else ""
+        label = s.label if s.label and s.kind != "row" and s.label not in s.text else ""
         if language == "ja":
             lead = (f"{date}時点の文書によると、" if date else "文書によると、") if n == 1 else "また、"
             if source and n == 1:

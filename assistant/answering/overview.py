@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from assistant.answering.context import sentence_context
 from assistant.answering.extractive import (
     INSTRUCTION_RE,
     MAX_QUOTES,
@@ -26,11 +27,7 @@ from assistant.answering.extractive import (
     SentenceScorer,
     _trim,
     content_tokens,
-    is_field,
-    item_context,
-    table_headers,
 )
-from assistant.text.normalize import single_spaced
 from assistant.types import Passage
 
 # The passages of the document read for its overview: a long document is summarised from its start.
@@ -81,22 +78,23 @@ def lead_evidence(scorer: SentenceScorer, passages: Sequence[Passage]) -> Overvi
     seen: set[str] = set()
     last_section: str | None = None
     for i, p in enumerate(passages):
-        headers = table_headers(p.text)
-        headings = {single_spaced(h) for h in (p.section, p.title, *headers) if h and h.strip() and not is_field(h)}
         new_section = p.section != last_section
         last_section = p.section
         first = True
         for s, e in split_sentences(p.text):
             s, e = _trim(p.text, s, e)
             text = p.text[s:e]
-            if e - s < MIN_SENTENCE_CHARS or single_spaced(text) in headings or text in seen or INSTRUCTION_RE.search(text):
+            role = sentence_context(p, s, e).role
+            # Headings and header rows name topics; a heading that is a field ("展望：…を予想") states one.
+            topic = role.kind == "header" or (role.kind == "heading" and not role.key)
+            if e - s < MIN_SENTENCE_CHARS or topic or text in seen or INSTRUCTION_RE.search(text):
                 continue
             seen.add(text)
-            if item_context(p.text, s, p.section, headers):
+            if role.label:
                 # An item means little without its label: a document's gist is in its running text.
                 items.append((i, s, e, text, False))
                 continue
-            lead = (new_section and first) or is_field(text)
+            lead = (new_section and first) or bool(role.key)
             spans.append((i, s, e, text, lead))
             first = False
     spans = spans or items
