@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     llm_timeout_s: float = 60.0
     llm_gguf: Path | None = None
     max_question_chars: int = 2000
+    # The fitted answer judge (a cross-encoder) scores the candidate sentences; off (the default), the
+    # similarity and keyword scorer alone.
+    answer_judge: bool = False
 
     # Server
     host: str = "127.0.0.1"

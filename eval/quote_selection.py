@@ -9,7 +9,8 @@ own or its Japanese twin's in `xling_ja2ja`) occurs in the passage. Reports the 
 sentence holds an answer ("top1") and whose chosen quotes do ("quoted"). The other way round
 (`ja2en`): the Japanese translations of the same SQuAD questions over their English paragraphs, with
 SQuAD's English answers. And `jsquad`: JSQuAD's Japanese questions over their Japanese paragraph.
-Writes eval/reports/quote_selection.json.
+`with_judge`: the product's default scorer (lexicon and the fitted answer judge). Writes
+eval/reports/quote_selection.json.
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ def main() -> int:
     if lexicon is None:
         print("no lexicon: run the README's set-up first")
         return 2
+    from assistant.answering.judge import load_judge
+
+    judged = SentenceScorer(embedder, lexicon=lexicon, judge=load_judge(settings))
     corpus, queries = load_shared(args.shared)
     twins = {q["qid"].rsplit("-", 1)[0]: q["answers"] for q in queries if q["set"] == "xling_ja2ja"}
     english = [q for q in queries if q["set"] == "xling_en2ja"]
@@ -71,13 +75,15 @@ def main() -> int:
     for part in parts:
         rows = split_queries(english, part, 13)
         report[part] = {"without_lexicon": measure(SentenceScorer(embedder), rows, corpus, twins),
-                        "with_lexicon": measure(SentenceScorer(embedder, lexicon=lexicon), rows, corpus, twins)}
+                        "with_lexicon": measure(SentenceScorer(embedder, lexicon=lexicon), rows, corpus, twins),
+                        "with_judge": measure(judged, rows, corpus, twins)}
         print(part, json.dumps(report[part]), flush=True)
     # Japanese questions over their Japanese paragraph (JSQuAD): the plain case, without the lexicon.
     jsquad = [q for q in queries if q["set"] == "jsquad"]
     for part in parts:
         rows = split_queries(jsquad, part, 13)
-        report[f"jsquad_{part}"] = {"without_lexicon": measure(SentenceScorer(embedder), rows, corpus, {})}
+        report[f"jsquad_{part}"] = {"without_lexicon": measure(SentenceScorer(embedder), rows, corpus, {}),
+                                    "with_judge": measure(judged, rows, corpus, {})}
         print(f"jsquad_{part}", json.dumps(report[f"jsquad_{part}"]), flush=True)
     mixed = load_ja2en(args.shared)
     if mixed:
@@ -87,7 +93,8 @@ def main() -> int:
             rows = split_queries(questions, part, 13)
             report[f"ja2en_{part}"] = {
                 "without_lexicon": measure(SentenceScorer(embedder), rows, english_corpus, {}, "en"),
-                "with_lexicon": measure(SentenceScorer(embedder, lexicon=lexicon), rows, english_corpus, {}, "en")}
+                "with_lexicon": measure(SentenceScorer(embedder, lexicon=lexicon), rows, english_corpus, {}, "en"),
+                "with_judge": measure(judged, rows, english_corpus, {}, "en")}
             print(f"ja2en_{part}", json.dumps(report[f"ja2en_{part}"]), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

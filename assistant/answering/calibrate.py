@@ -178,7 +178,7 @@ def _embed_cached(embedder: Any, texts: list[str], path: Path, passages: bool) -
     return vecs
 
 
-def collect(datasets: Path, embedder: Any, cache: Path, lexicon: Any = None) -> list[Example]:
+def collect(datasets: Path, embedder: Any, cache: Path, lexicon: Any = None, judge: Any = None) -> list[Example]:
     """Runs every question against the in-memory index and computes the refusal features."""
     from assistant.text.chunking import split_sentences
 
@@ -196,7 +196,7 @@ def collect(datasets: Path, embedder: Any, cache: Path, lexicon: Any = None) -> 
     index = MemoryIndex(rows, _embed_cached(embedder, [r["text"] for r in rows], cache / "passages.npy", True))
     # Scored as the answerer scores: with the word list, whose renderings weigh English questions'
     # sentences and whose kanji synonyms join a question's katakana words to a text's kanji ones.
-    scorer = SentenceScorer(embedder, lexicon=lexicon)
+    scorer = SentenceScorer(embedder, lexicon=lexicon, judge=judge)
     sentences: list[str] = []
     for r in rows:
         for s, e in split_sentences(r["text"]):
@@ -323,7 +323,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--datasets", type=Path, required=True, help=DATASETS_HELP)
     parser.add_argument("--cache", type=Path, default=Path(".cache/calibration"))
-    parser.add_argument("--params", type=Path, default=Path(__file__).with_name("refusal_params.json"))
+    parser.add_argument("--params", type=Path, default=None,
+                        help="where to write the rule (default: the shipped file for ASSISTANT_ANSWER_JUDGE)")
     parser.add_argument("--reports", type=Path, default=Path("eval/reports"))
     args = parser.parse_args(argv)
 
@@ -338,7 +339,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     if lexicon is None:
         raise SystemExit("no English-Japanese word list: run the README's set-up (assistant build-model) first")
     # The vectors belong to one build of the model: another build (or backend) keeps its own.
-    examples = collect(args.datasets, embedder, args.cache / re.sub(r"[^\w.-]+", "_", embedder.version), lexicon)
+    from assistant.answering.refusal import PARAMS
+
+    args.params = args.params or Path(__file__).with_name(PARAMS[settings.answer_judge])
+    judge = None
+    if settings.answer_judge:
+        from assistant.answering.judge import load_judge
+
+        judge = load_judge(settings)
+    examples = collect(args.datasets, embedder, args.cache / re.sub(r"[^\w.-]+", "_", embedder.version), lexicon,
+                       judge)
     fit_part, held_out = split(examples)
     rule = fit(fit_part)
     held = measure(rule, held_out)
@@ -348,9 +358,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args.params.write_text(json.dumps(rule.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     args.reports.mkdir(parents=True, exist_ok=True)
     points = curve(rule, held_out)
-    (args.reports / "refusal_curve.json").write_text(
+    name = "refusal_curve_judge" if judge is not None else "refusal_curve"
+    (args.reports / f"{name}.json").write_text(
         json.dumps({**report, "curve": points}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    plot(points, rule.threshold, args.reports / "refusal_curve.png")
+    plot(points, rule.threshold, args.reports / f"{name}.png")
     print(json.dumps(report, indent=2, ensure_ascii=False))
 
 

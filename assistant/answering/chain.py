@@ -123,8 +123,13 @@ class AnswerPipeline:
         self.answerer = settings.llm if chat_model is not None else "extractive"
         from assistant.text.lexicon import load_lexicon
 
-        self.scorer = extractive.SentenceScorer(embedder, lexicon=load_lexicon(str(settings.model_dir)))
-        self.rule = rule or load_rule()
+        judge = None
+        if settings.answer_judge:
+            from assistant.answering.judge import load_judge
+
+            judge = load_judge(settings)
+        self.scorer = extractive.SentenceScorer(embedder, lexicon=load_lexicon(str(settings.model_dir)), judge=judge)
+        self.rule = rule or load_rule(judge is not None)
         self.chain: Runnable[AskState, str | Answer] = (
             RunnableLambda(_step("condense", self._understand), name="understand")
             | RunnableLambda(_step("retrieve", self._retrieve), name="retrieve")

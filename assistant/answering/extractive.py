@@ -130,9 +130,15 @@ class Scored:
     other_measure: bool = False
     # The role of its line (`types.Role.kind`): a table row is quoted without naming its header row.
     kind: str = "sentence"
+    # The answer judge's probability that it answers the question (None: scored without the judge), and the
+    # score the rules alone gave it.
+    judged: float | None = None
+    prior: float = 0.0
 
     @property
     def base_score(self) -> float:
+        if self.judged is not None:
+            return self.score
         return self.score - KEYWORD_WEIGHT * max(0.0, self.rendered - self.keyword)
 
 
@@ -208,11 +214,14 @@ def overlap(q_tokens: set[str], tokens: set[str]) -> float:
 class SentenceScorer:
     """Splits passages into sentences and scores them; sentence vectors are cached by text."""
 
-    def __init__(self, embedder: SupportsEmbedding, cache_size: int = 50_000, lexicon: Any = None) -> None:
+    def __init__(self, embedder: SupportsEmbedding, cache_size: int = 50_000, lexicon: Any = None,
+                 judge: Any = None) -> None:
         """`lexicon`: English-to-Japanese renderings (`text.lexicon`), so that an English question's
-        words are found in Japanese sentences too."""
+        words are found in Japanese sentences too. `judge`: the fitted answer judge (`answering.judge`),
+        which then gives the best candidates their scores."""
         self.embedder = embedder
         self.lexicon = lexicon
+        self.judge = judge
         self.cache_size = cache_size
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -400,11 +409,29 @@ class SentenceScorer:
                 scored.append(Scored(i, s, e, text, float(d), kw, bonus, instruction, score, rendered, c,
                                      named.get(c, False), focus[i] or asked_field,
                                      answertype.names_other_measure(measures, full), role.kind))
+        if self.judge is not None and scored:
+            self._judge(question, top, scored)
         evidence = Evidence(scored, many=bool(ASKS_MANY.search(question)), table=bool(ASKS_TABLE.search(question)),
                             why=bool(ASKS_WHY.search(question)), detail=any(t in answertype.VETO_TYPES for t in wanted),
                             focus=any(s.focus for s in scored))
         evidence.features = self._features(question, q_tokens, top, evidence, detect_language)
         return evidence
+
+    def _judge(self, question: str, top: Sequence[Passage], scored: list[Scored]) -> None:
+        """The judge's scores in place of the rules' for the best candidates; it reads each sentence after its
+        document's title and its list label or table header."""
+        from assistant.answering.judge import passage_text, rescore
+
+        texts = [passage_text(top[x.passage].title, f"{x.label}: {x.text}" if x.label else x.text) for x in scored]
+        scores, probability = rescore(self.judge, question, texts, [x.dense for x in scored],
+                                      [x.score for x in scored])
+        # What the rules add to similarity (shared words, an answer of the asked type), weighted as fitted
+        # with the judge (`eval/fit_crossjudge.py --report`).
+        lexical = float(self.judge.spec.get("combine", {}).get("lexical", 0.0))
+        for x, value, p in zip(scored, scores, probability, strict=True):
+            x.prior = x.score
+            x.score = float(value) + lexical * (x.prior - x.dense)
+            x.judged = float(p)
 
     def _features(self, question: str, q_tokens: set[str], top: Sequence[Passage], evidence: Evidence,
                   detect_language: object) -> dict[str, float]:
@@ -425,6 +452,8 @@ class SentenceScorer:
             "p_kw": overlap(q_tokens, p_tokens),
             "p_dense": float(top_dense),
             "xling": float(q_lang != p_lang),
+            # The judge's best probability that a sentence answers (0 when scored without the judge).
+            "s_judge": max((s.judged or 0.0 for s in ranked), default=0.0),
             "q_terms": float(len(q_tokens)),
         }
 

