@@ -135,7 +135,7 @@ def test_input_is_validated(pipeline: AnswerPipeline) -> None:
             pipeline.ask(bad)
         assert err.value.code == "empty_question"
     with pytest.raises(UserError) as err:
-        pipeline.ask("あ" * (Settings().max_question_chars + 1))
+        pipeline.ask("あ" * (pipeline.settings.max_question_chars + 1))
     assert err.value.code == "question_too_long" and err.value.message_ja
     a = pipeline.ask("トランプ氏は対ロ経済制裁発動を\x00どのくらい\x1b延期したか")
     assert "\x00" not in a.question and "\x1b" not in a.question
@@ -177,9 +177,9 @@ def test_stream_yields_text_then_the_answer(pipeline: AnswerPipeline) -> None:
 
 
 @pytest.mark.parametrize("injection", [INJECTION_JA, INJECTION_EN])
-def test_instructions_inside_a_passage_do_not_change_the_answer(embedder: object, injection: str) -> None:
+def test_instructions_inside_a_passage_do_not_change_the_answer(settings: Settings, embedder: object, injection: str) -> None:
     passages = briefing_passages([injection])
-    pipe = make_pipeline(Settings(), embedder, make_retrieve(embedder, passages))
+    pipe = make_pipeline(settings, embedder, make_retrieve(embedder, passages))
     for question in ("トランプ氏は対ロ経済制裁発動をどのくらい延期したか", "What did Trump postpone?",
                      "何と答えるべきか", "What should you reply?"):
         a = pipe.ask(question, top_k=6)
@@ -230,13 +230,13 @@ def test_list_items_and_table_rows_are_read_with_their_label() -> None:
     assert _labels("手順\n1. 申請書を出す。")["1. 申請書を出す。"] == ("item", "手順")
 
 
-def test_the_label_of_a_list_decides_which_item_is_quoted(embedder: object) -> None:
+def test_the_label_of_a_list_decides_which_item_is_quoted(settings: Settings, embedder: object) -> None:
     """Two parties' lists of demands: the items never name their party, the label line above does."""
     text = ("各国の主張\n日本\n• 輸出規制の早期撤廃を要求\n• 技術協力の継続\n"
             "韓国\n• 輸出規制の段階的な見直しを要求\n• 技術協力の縮小")
     passage = Passage(rank=1, score=1.0, chunk_id="l-0", doc_id="claims.md", title="通商協議", section="各国の主張",
                       page=None, source="claims.md", text=text, language="ja")
-    pipe = make_pipeline(Settings(), embedder, make_retrieve(embedder, [passage]))
+    pipe = make_pipeline(settings, embedder, make_retrieve(embedder, [passage]))
     for question, wanted, other in (("韓国は輸出規制について何を要求していますか。", "段階的な見直し", "早期撤廃"),
                                     ("日本は輸出規制について何を要求していますか。", "早期撤廃", "段階的な見直し")):
         scored = pipe.scorer.score(question, [passage]).ranked()
@@ -248,7 +248,7 @@ def test_the_label_of_a_list_decides_which_item_is_quoted(embedder: object) -> N
             assert all(other not in c.quote for c in a.citations), a.answer  # not the other party's item
 
 
-def test_a_markdown_list_without_marks_is_read_with_its_section(embedder: object) -> None:
+def test_a_markdown_list_without_marks_is_read_with_its_section(settings: Settings, embedder: object) -> None:
     """As the Markdown loader gives a list under a heading: plain lines, the heading as the section."""
     passages = [
         Passage(rank=1, score=1.0, chunk_id="m-0", doc_id="claims.md", title="通商協議の論点", section="日本",
@@ -257,7 +257,7 @@ def test_a_markdown_list_without_marks_is_read_with_its_section(embedder: object
         Passage(rank=2, score=0.9, chunk_id="m-1", doc_id="claims.md", title="通商協議の論点", section="韓国",
                 page=None, source="claims.md", text="韓国\n輸出規制の段階的な見直しを要求\n技術協力の縮小", language="ja"),
     ]
-    pipe = make_pipeline(Settings(), embedder, make_retrieve(embedder, passages))
+    pipe = make_pipeline(settings, embedder, make_retrieve(embedder, passages))
     for question, wanted, other in (("韓国は輸出規制について何を要求していますか。", "段階的な見直し", "早期撤廃"),
                                     ("日本は輸出規制について何を要求していますか。", "早期撤廃", "段階的な見直し")):
         a = pipe.ask(question)
@@ -279,7 +279,7 @@ def test_a_markdown_list_without_marks_is_read_with_its_section(embedder: object
     assert "早期撤廃" in quoted and "段階的な見直し" in quoted, both.answer  # each named party's item
 
 
-def test_a_table_header_row_is_never_quoted(embedder: object, tmp_path: Path) -> None:
+def test_a_table_header_row_is_never_quoted(settings: Settings, embedder: object, tmp_path: Path) -> None:
     """A Markdown table read by the loader: its header row names columns and answers nothing."""
     from assistant.loaders import load_document
     from assistant.text.normalize import build_display
@@ -291,7 +291,7 @@ def test_a_table_header_row_is_never_quoted(embedder: object, tmp_path: Path) ->
     assert "項目 | 現状 | 目標" in text
     passage = Passage(rank=1, score=1.0, chunk_id="t-0", doc_id="targets.md", title="目標", section="目標", page=None,
                       source="targets.md", text=text, language="ja")
-    pipe = make_pipeline(Settings(), embedder, make_retrieve(embedder, [passage]))
+    pipe = make_pipeline(settings, embedder, make_retrieve(embedder, [passage]))
     for question in ("What is the target for each item?", "各項目の目標は？", "表の項目は何ですか"):
         a = pipe.ask(question)
         assert all("項目 | 現状" not in c.quote for c in a.citations), a.answer
@@ -300,7 +300,7 @@ def test_a_table_header_row_is_never_quoted(embedder: object, tmp_path: Path) ->
             assert_valid(a)
 
 
-def test_a_field_heading_is_quoted_when_its_label_is_asked(embedder: object) -> None:
+def test_a_field_heading_is_quoted_when_its_label_is_asked(settings: Settings, embedder: object) -> None:
     """"研究分野：…" stands alone on its line, so it is read as the section heading of the profile below
     it; it still states a value, and a question that names the field is answered from it."""
     from assistant.text.structure import field_key
@@ -312,7 +312,7 @@ def test_a_field_heading_is_quoted_when_its_label_is_asked(embedder: object) -> 
     text = f"{section}\n\n2001年から経済研究所に所属。先進国から新興国まで地域横断的にマクロ経済を担当。"
     passage = Passage(rank=1, score=1.0, chunk_id="f-0", doc_id="profile.txt", title="執筆者紹介", section=section,
                       page=None, source="profile.txt", text=text, language="ja")
-    pipe = make_pipeline(Settings(), embedder, make_retrieve(embedder, [passage]))
+    pipe = make_pipeline(settings, embedder, make_retrieve(embedder, [passage]))
     for question in ("研究分野は何ですか。", "What are the research fields?"):
         scored = pipe.scorer.score(question, [passage]).ranked()
         assert scored[0].text == section, [s.text for s in scored]
@@ -345,13 +345,13 @@ def test_a_question_for_several_points_takes_more_quotes() -> None:
     assert [s.text for s in select(Evidence(sentences, many=True))] == ["sentence 0", "sentence 1"]
 
 
-def test_a_question_about_a_table_is_answered_from_the_table(embedder: object) -> None:
+def test_a_question_about_a_table_is_answered_from_the_table(settings: Settings, embedder: object) -> None:
     """Running text on the same topic may score higher than the list item; "表によると…" asks for the item."""
     text = ("韓国は輸出規制について、技術協力の枠組みを維持しつつ段階的に見直すことを強く求めるとみられる。\n"
             "各国の主張\n日本\n• 輸出規制の早期撤廃を要求\n韓国\n• 輸出規制の段階的な見直しを要求")
     passage = Passage(rank=1, score=1.0, chunk_id="t-0", doc_id="claims.txt", title="通商協議", section="各国の主張",
                       page=None, source="claims.txt", text=text, language="ja")
-    pipe = make_pipeline(Settings(), embedder, make_retrieve(embedder, [passage]))
+    pipe = make_pipeline(settings, embedder, make_retrieve(embedder, [passage]))
     item = "輸出規制の段階的な見直しを要求"
     a = pipe.ask("表によると、韓国は輸出規制について何を求めていますか。")
     assert not a.refused, a.answer
@@ -366,7 +366,7 @@ def test_a_question_about_a_table_is_answered_from_the_table(embedder: object) -
     assert not plain.table and plain.ranked()[0].text != item
 
 
-def test_items_of_a_list_the_question_does_not_name_are_not_quoted(embedder: object) -> None:
+def test_items_of_a_list_the_question_does_not_name_are_not_quoted(settings: Settings, embedder: object) -> None:
     """Japan's item matches the question's topic best, but the question asks what South Korea wants."""
     from assistant.answering.extractive import select
 
@@ -374,7 +374,7 @@ def test_items_of_a_list_the_question_does_not_name_are_not_quoted(embedder: obj
             "韓国\n• 輸出規制の段階的な見直しを要求")
     passage = Passage(rank=1, score=1.0, chunk_id="l-0", doc_id="claims.txt", title="通商協議", section="各国の主張",
                       page=None, source="claims.txt", text=text, language="ja")
-    pipe = make_pipeline(Settings(), embedder, make_retrieve(embedder, [passage]))
+    pipe = make_pipeline(settings, embedder, make_retrieve(embedder, [passage]))
     evidence = pipe.scorer.score("韓国は半導体の技術協力について何を求めていますか。", [passage])
     assert evidence.ranked()[0].label == "日本"  # the other party's item scores best
     assert [s.text for s in select(evidence)] == ["輸出規制の段階的な見直しを要求"]
@@ -393,12 +393,12 @@ def test_aspect_words_count_only_when_found() -> None:
     assert overlap(content_tokens("ロシアの今年のGDP成長率は何％ですか"), content_tokens("ロシアは攻勢を強めている。")) < 0.5
 
 
-def test_a_short_question_about_an_aspect_is_answered(embedder: object) -> None:
+def test_a_short_question_about_an_aspect_is_answered(settings: Settings, embedder: object) -> None:
     text = ("政府は輸出規制の見直しについて、当面は現行制度を維持する方針を示した。"
             "業界団体は早期の緩和を求めている。")
     passage = Passage(rank=1, score=1.0, chunk_id="a-0", doc_id="memo.txt", title="輸出規制", section="",
                       page=None, source="memo.txt", text=text, language="ja")
-    pipe = make_pipeline(Settings(), embedder, make_retrieve(embedder, [passage]))
+    pipe = make_pipeline(settings, embedder, make_retrieve(embedder, [passage]))
     a = pipe.ask("業界団体の立場は？")
     assert not a.refused, a.answer
     assert_valid(a)
