@@ -1,6 +1,9 @@
+
 """What a question asks for, whether a quote gives it, and the refusal when no quote does."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +18,7 @@ from assistant.answering.answertype import (
     veto,
 )
 from assistant.answering.chain import make_pipeline
-from assistant.settings import Settings
+from tests.helpers import make_settings
 from tests.test_answering import assert_valid, briefing_passages, make_retrieve
 
 
@@ -152,8 +155,8 @@ def test_where_with_a_particle_wants_a_place_marked_by_it() -> None:
     assert not case_marked_place("The summit was held in Alaska.", "Where was the summit held?")
 
 
-def test_where_is_answered_by_the_sentence_that_says_where(embedder: object) -> None:
-    pipe = make_pipeline(Settings(llm="extractive"), embedder, make_retrieve(embedder, briefing_passages()))
+def test_where_is_answered_by_the_sentence_that_says_where(embedder: object, tmp_path: Path) -> None:
+    pipe = make_pipeline(make_settings(tmp_path, llm="extractive"), embedder, make_retrieve(embedder, briefing_passages()))
     a = pipe.ask("米ロ首脳会談はどこで行われましたか？")
     assert not a.refused, a.refusal_reason
     assert "アラスカ" in a.citations[0].quote
@@ -170,8 +173,8 @@ MEMO_EXACT = "北海電機と南洋精工の統合協議は、これまでに3�
 QUESTION = "北海電機と南洋精工の統合協議は、これまで何回行われましたか。"
 
 
-def test_a_quote_without_the_asked_number_is_a_refusal_that_says_so(embedder: object) -> None:
-    pipe = make_pipeline(Settings(llm="extractive"), embedder,
+def test_a_quote_without_the_asked_number_is_a_refusal_that_says_so(embedder: object, tmp_path: Path) -> None:
+    pipe = make_pipeline(make_settings(tmp_path, llm="extractive"), embedder,
                          make_retrieve(embedder, briefing_passages([MEMO_VAGUE])))
     a = pipe.ask(QUESTION)
     assert a.refused and a.refusal_reason == "asked_detail_absent (number)"
@@ -182,8 +185,8 @@ def test_a_quote_without_the_asked_number_is_a_refusal_that_says_so(embedder: ob
     assert when.refused and when.refusal_reason == "asked_detail_absent (date)"
 
 
-def test_the_same_question_is_answered_when_the_number_is_there(embedder: object) -> None:
-    pipe = make_pipeline(Settings(llm="extractive"), embedder,
+def test_the_same_question_is_answered_when_the_number_is_there(embedder: object, tmp_path: Path) -> None:
+    pipe = make_pipeline(make_settings(tmp_path, llm="extractive"), embedder,
                          make_retrieve(embedder, briefing_passages([MEMO_EXACT])))
     a = pipe.ask(QUESTION)
     assert not a.refused, a.refusal_reason
@@ -191,9 +194,9 @@ def test_the_same_question_is_answered_when_the_number_is_there(embedder: object
     assert_valid(a)
 
 
-def test_english_refusal_names_the_missing_detail(embedder: object) -> None:
+def test_english_refusal_names_the_missing_detail(embedder: object, tmp_path: Path) -> None:
     memo = "The merger talks between Hokkai Denki and Nanyo Seiko have been held several times without agreement."
-    pipe = make_pipeline(Settings(llm="extractive"), embedder, make_retrieve(embedder, briefing_passages([memo])))
+    pipe = make_pipeline(make_settings(tmp_path, llm="extractive"), embedder, make_retrieve(embedder, briefing_passages([memo])))
     a = pipe.ask("How many times have the merger talks between Hokkai Denki and Nanyo Seiko been held?")
     assert a.refused and a.answer == "The documents do not give the number asked for."
 
@@ -201,8 +204,8 @@ def test_english_refusal_names_the_missing_detail(embedder: object) -> None:
 PLAN = "政府は2040年度の電源構成で再生可能エネルギーを4〜5割程度とする目標を掲げ、原子力は2割程度とした。"
 
 
-def test_a_year_the_quotes_do_not_speak_of_is_refused_and_named(embedder: object) -> None:
-    pipe = make_pipeline(Settings(llm="extractive"), embedder, make_retrieve(embedder, briefing_passages([PLAN])))
+def test_a_year_the_quotes_do_not_speak_of_is_refused_and_named(embedder: object, tmp_path: Path) -> None:
+    pipe = make_pipeline(make_settings(tmp_path, llm="extractive"), embedder, make_retrieve(embedder, briefing_passages([PLAN])))
     asked = pipe.ask("2040年度の電源構成で再生可能エネルギーはどの程度とする目標ですか。")
     assert not asked.refused, asked.refusal_reason
     assert_valid(asked)
@@ -221,10 +224,10 @@ def test_a_quote_naming_no_year_does_not_veto_the_year_asked() -> None:
     assert veto("予算12030億円の内訳は？", ["2025年度の予算は1兆円。"]) is None
 
 
-def test_the_sentence_after_the_best_gives_the_amount_asked_for(embedder: object) -> None:
+def test_the_sentence_after_the_best_gives_the_amount_asked_for(embedder: object, tmp_path: Path) -> None:
     memo = ("人手不足を背景に、国内工場の自動化投資を前倒しする。2027年度までに300億円を投じ、生産性を2割高める計画だ。"
             "また、欧州での販売網の拡大に向け、現地の販売会社の買収を検討している。")
-    pipe = make_pipeline(Settings(llm="extractive"), embedder, make_retrieve(embedder, briefing_passages([memo])))
+    pipe = make_pipeline(make_settings(tmp_path, llm="extractive"), embedder, make_retrieve(embedder, briefing_passages([memo])))
     a = pipe.ask("工場の自動化にいくら投資しますか。")
     assert not a.refused, a.refusal_reason
     assert any("300億円" in c.quote for c in a.citations), a.answer
@@ -263,13 +266,13 @@ def test_a_price_is_answered_by_a_sum_not_by_any_figure() -> None:
     assert supplies("number", "サービス産業が全GDPの3分の2を占める。", "サービス産業は全GDPのいくら占めているか？")
 
 
-def test_the_year_of_the_heading_a_quote_stands_under_counts(embedder: object) -> None:
+def test_the_year_of_the_heading_a_quote_stands_under_counts(embedder: object, tmp_path: Path) -> None:
     import dataclasses
 
     memo = "年間配当は1株当たり60円とし、前期より10円増やす。自社株買いは実施しない。"
     passages = [dataclasses.replace(p, title="北海電機 2025年度第2四半期決算の概要") if p.doc_id == "extra-0" else p
                 for p in briefing_passages([memo])]
-    pipe = make_pipeline(Settings(llm="extractive"), embedder, make_retrieve(embedder, passages))
+    pipe = make_pipeline(make_settings(tmp_path, llm="extractive"), embedder, make_retrieve(embedder, passages))
     same = pipe.ask("北海電機の2025年度の年間配当はいくらですか。")
     assert not same.refused, same.refusal_reason
     other = pipe.ask("北海電機の2026年度の年間配当はいくらですか。")
@@ -313,8 +316,8 @@ RESULTS = ("南陽食品　2026年度上期決算の概要。上期の売上高�
            "中間配当は1株当たり25円とし、前年から5円増やす。")
 
 
-def test_a_quantity_the_passages_never_speak_of_is_refused_by_name(embedder: object) -> None:
-    pipe = make_pipeline(Settings(llm="extractive"), embedder, make_retrieve(embedder, briefing_passages([RESULTS])))
+def test_a_quantity_the_passages_never_speak_of_is_refused_by_name(embedder: object, tmp_path: Path) -> None:
+    pipe = make_pipeline(make_settings(tmp_path, llm="extractive"), embedder, make_retrieve(embedder, briefing_passages([RESULTS])))
     price = pipe.ask("What is the company's share price?")
     assert price.refused and price.refusal_reason == "asked_detail_absent (measure share price)"
     assert price.answer == "The documents do not give the share price asked for."
@@ -327,14 +330,14 @@ def test_a_quantity_the_passages_never_speak_of_is_refused_by_name(embedder: obj
     assert_valid(fall)
 
 
-def test_a_sentence_about_another_quantity_is_not_the_answer(embedder: object) -> None:
+def test_a_sentence_about_another_quantity_is_not_the_answer(embedder: object, tmp_path: Path) -> None:
     assert asked_measures("上期の営業利益はいくらですか。") == ["profit"]
     assert asked_measures("なぜ営業利益が増えたのか") == []
     assert names_other_measure(["profit"], "上期の売上高は前年同期比8%増の1,260億円となった。")
     assert not names_other_measure(["profit"], "営業利益は同15%増の94億円だった。")
     assert not names_other_measure(["revenue"], "海外向けは前年同期比6%減の210億円にとどまった。")
     assert not names_other_measure(["revenue"], "2026年度の海外向けは6%減った。")  # "年度" names no temperature
-    pipe = make_pipeline(Settings(llm="extractive"), embedder, make_retrieve(embedder, briefing_passages([RESULTS])))
+    pipe = make_pipeline(make_settings(tmp_path, llm="extractive"), embedder, make_retrieve(embedder, briefing_passages([RESULTS])))
     # The sales sentence shares 上期 and 前年 with the question, and was quoted first.
     a = pipe.ask("上期の営業利益は前年からどれだけ増えましたか。")
     assert not a.refused, a.refusal_reason

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from assistant.answering.extractive import SentenceScorer, select
 from assistant.types import Passage
+from tests.helpers import make_settings
 
 MEMO = ("市立図書館の利用者は前年より2割減った。駅前に大型の民間学習施設が開業したことが背景にある。"
         "図書館は来年度から開館時間を延ばす。")
@@ -40,12 +43,11 @@ BYLINE_MEMO = ("作成：エネルギー調査室　佐藤 美咲\n\n政府は20
                "再稼働した原子炉は14基にとどまる。")
 
 
-def test_a_question_about_the_author_meets_the_byline(embedder: object) -> None:
+def test_a_question_about_the_author_meets_the_byline(embedder: object, tmp_path: Path) -> None:
     from assistant.answering.chain import make_pipeline
-    from assistant.settings import Settings
     from tests.test_answering import assert_valid, briefing_passages, make_retrieve
 
-    pipe = make_pipeline(Settings(llm="extractive"), embedder, make_retrieve(embedder, briefing_passages([BYLINE_MEMO])))
+    pipe = make_pipeline(make_settings(tmp_path, llm="extractive"), embedder, make_retrieve(embedder, briefing_passages([BYLINE_MEMO])))
     for question in ("このメモを書いたのは誰ですか。", "このメモの執筆者は？", "Who wrote this memo?"):
         a = pipe.ask(question)
         assert not a.refused, (question, a.refusal_reason)
