@@ -20,8 +20,8 @@ from assistant.answering.llm import make_chat_model
 from assistant.answering.prompts import answer_messages, fence
 from assistant.errors import UserError
 from assistant.grounding import markers
-from assistant.settings import Settings
 from assistant.types import Answer, Passage
+from tests.helpers import make_settings
 
 log = logging.getLogger(__name__)
 BRIEFING = Path(__file__).resolve().parents[1] / "corpus" / "briefing-russia-ukraine-2025-08.txt"
@@ -57,8 +57,12 @@ def briefing_retrieve(embedder: Any) -> Any:
     return retriever(embedder, passages())
 
 
-def pipe_with(embedder: Any, retrieve: Any, model: Any) -> AnswerPipeline:
-    return AnswerPipeline(Settings(llm="openai"), embedder, retrieve, chat_model=model)
+@pytest.fixture
+def pipe_with(embedder: Any, tmp_path: Path) -> Any:
+    """Builds a pipeline over `retrieve` that asks `model`, on this test's own settings."""
+    def make(retrieve: Any, model: Any) -> AnswerPipeline:
+        return AnswerPipeline(make_settings(tmp_path, llm="openai"), embedder, retrieve, chat_model=model)
+    return make
 
 
 def fake(*replies: str) -> FakeListChatModel:
@@ -73,16 +77,16 @@ def passage_index(retrieve: Any, question: str, needle: str) -> int:
 
 
 # The factory -------------------------------------------------------------------------------------
-def test_factory_matches_on_the_provider_name() -> None:
-    assert make_chat_model(Settings(llm="extractive")) is None
+def test_factory_matches_on_the_provider_name(tmp_path: Path) -> None:
+    assert make_chat_model(make_settings(tmp_path, llm="extractive")) is None
     with pytest.raises(UserError) as err:
-        make_chat_model(Settings(llm="gpt-banana"))
+        make_chat_model(make_settings(tmp_path, llm="gpt-banana"))
     assert err.value.code == "unknown_llm"
-    model = make_chat_model(Settings(llm="openai", llm_base_url="http://127.0.0.1:9/v1", llm_model="m",
-                                     llm_timeout_s=3.0))
+    model = make_chat_model(make_settings(tmp_path, llm="openai", llm_base_url="http://127.0.0.1:9/v1",
+                                          llm_model="m", llm_timeout_s=3.0))
     assert model.openai_api_base == "http://127.0.0.1:9/v1" and model.max_retries == 0
     assert model.request_timeout == 3.0 and model.model_name == "m"
-    ollama = make_chat_model(Settings(llm="ollama", llm_base_url="http://127.0.0.1:11434"))
+    ollama = make_chat_model(make_settings(tmp_path, llm="ollama", llm_base_url="http://127.0.0.1:11434"))
     assert ollama.openai_api_base == "http://127.0.0.1:11434/v1"
 
 
@@ -99,21 +103,21 @@ def test_prompt_fences_passages_and_defuses_injections() -> None:
 
 
 # Guards with fake models -------------------------------------------------------------------------
-def test_supported_sentences_are_kept_and_renumbered(embedder: Any, briefing_retrieve: Any) -> None:
+def test_supported_sentences_are_kept_and_renumbered(pipe_with: Any, embedder: Any, briefing_retrieve: Any) -> None:
     n = passage_index(briefing_retrieve, SANCTIONS_Q, "2～3週間")
     reply = f"トランプ氏は対ロ経済制裁発動の2～3週間の延期を表明した[{n}]。"
-    a = pipe_with(embedder, briefing_retrieve, fake(reply)).ask(SANCTIONS_Q)
+    a = pipe_with(briefing_retrieve, fake(reply)).ask(SANCTIONS_Q)
     assert not a.grounding.fallback and a.answerer == "openai"
     assert a.answer == "トランプ氏は対ロ経済制裁発動の2～3週間の延期を表明した[1]。"
     assert a.citations[0].n == 1 and "2～3週間" in a.citations[0].quote
     assert a.citations[0].text[a.citations[0].start:a.citations[0].end] == a.citations[0].quote
 
 
-def test_invented_facts_with_false_citations_are_dropped(embedder: Any, briefing_retrieve: Any) -> None:
+def test_invented_facts_with_false_citations_are_dropped(pipe_with: Any, embedder: Any, briefing_retrieve: Any) -> None:
     n = passage_index(briefing_retrieve, SANCTIONS_Q, "2～3週間")
     reply = (f"ブラジルのGDPは1.2兆ドルである[{n}]。トランプ氏は対ロ経済制裁発動の2～3週間の延期を表明した[{n}]。"
              "トランプ氏は中国に二次関税を発動した[1]。")
-    a = pipe_with(embedder, briefing_retrieve, fake(reply)).ask(SANCTIONS_Q)
+    a = pipe_with(briefing_retrieve, fake(reply)).ask(SANCTIONS_Q)
     assert "ブラジル" not in a.answer and "二次関税を発動した" not in a.answer
     assert a.grounding.dropped == 2 and a.grounding.checked == 3
     assert list(markers(a.answer)) == [1]
@@ -127,9 +131,9 @@ def test_invented_facts_with_false_citations_are_dropped(embedder: Any, briefing
     ("HACKED", "no_valid_citation"),
     ("資料にはこの質問に答える情報がありません。", "model_refused"),
 ])
-def test_bad_answers_fall_back_to_the_extractive_answer(embedder: Any, briefing_retrieve: Any, reply: str,
+def test_bad_answers_fall_back_to_the_extractive_answer(pipe_with: Any, embedder: Any, briefing_retrieve: Any, reply: str,
                                                        reason: str) -> None:
-    a = pipe_with(embedder, briefing_retrieve, fake(reply)).ask(SANCTIONS_Q)
+    a = pipe_with(briefing_retrieve, fake(reply)).ask(SANCTIONS_Q)
     assert a.grounding.fallback and a.grounding.fallback_reason == reason
     assert a.answerer == "extractive" and a.answer.startswith("文書によると、「")
     assert "HACKED" not in a.answer and "[9]" not in a.answer
@@ -143,8 +147,8 @@ class _Raises(GenericFakeChatModel):
         raise ConnectionRefusedError("connection refused")
 
 
-def test_model_errors_fall_back(embedder: Any, briefing_retrieve: Any) -> None:
-    pipe = pipe_with(embedder, briefing_retrieve, _Raises(messages=iter([])))
+def test_model_errors_fall_back(pipe_with: Any, embedder: Any, briefing_retrieve: Any) -> None:
+    pipe = pipe_with(briefing_retrieve, _Raises(messages=iter([])))
     a = pipe.ask(SANCTIONS_Q)
     assert a.grounding.fallback and a.grounding.fallback_reason.startswith("model_error: ")
     items = list(pipe.ask_stream(SANCTIONS_Q))
@@ -153,20 +157,20 @@ def test_model_errors_fall_back(embedder: Any, briefing_retrieve: Any) -> None:
     assert "".join(x for x in items[:-1] if isinstance(x, str)) == final.answer
 
 
-def test_connection_refused_by_a_real_client_falls_back(embedder: Any, briefing_retrieve: Any) -> None:
+def test_connection_refused_by_a_real_client_falls_back(pipe_with: Any, briefing_retrieve: Any, tmp_path: Path) -> None:
     from assistant.answering.llm import free_port
 
-    settings = Settings(llm="openai", llm_base_url=f"http://127.0.0.1:{free_port()}/v1", llm_timeout_s=5.0)
-    a = pipe_with(embedder, briefing_retrieve, make_chat_model(settings)).ask(SANCTIONS_Q)
+    settings = make_settings(tmp_path, llm="openai", llm_base_url=f"http://127.0.0.1:{free_port()}/v1", llm_timeout_s=5.0)
+    a = pipe_with(briefing_retrieve, make_chat_model(settings)).ask(SANCTIONS_Q)
     assert a.grounding.fallback and a.grounding.fallback_reason.startswith("model_error")
     assert not a.refused and a.citations
 
 
-def test_stream_shows_only_verified_sentences(embedder: Any, briefing_retrieve: Any) -> None:
+def test_stream_shows_only_verified_sentences(pipe_with: Any, embedder: Any, briefing_retrieve: Any) -> None:
     n = passage_index(briefing_retrieve, SANCTIONS_Q, "2～3週間")
     reply = f"ブラジルのGDPは1.2兆ドルである[{n}]。トランプ氏は対ロ経済制裁発動の2～3週間の延期を表明した[{n}]。"
     model = GenericFakeChatModel(messages=iter([AIMessage(content=reply)]))
-    items = list(pipe_with(embedder, briefing_retrieve, model).ask_stream(SANCTIONS_Q))
+    items = list(pipe_with(briefing_retrieve, model).ask_stream(SANCTIONS_Q))
     final = items[-1]
     assert isinstance(final, Answer)
     text = "".join(x for x in items[:-1] if isinstance(x, str))
@@ -204,9 +208,10 @@ def weak_model_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def weak_model(weak_model_gguf: Path) -> Any:
+def weak_model(weak_model_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     # Generous: on a shared 2-core machine a 0.5B model reads a prompt at tens of tokens a second.
-    settings = Settings(llm="local", llm_gguf=weak_model_gguf, llm_timeout_s=900.0)
+    settings = make_settings(tmp_path_factory.mktemp("weak"), llm="local", llm_gguf=weak_model_gguf,
+                             llm_timeout_s=900.0)
     return make_chat_model(settings)
 
 
@@ -220,10 +225,10 @@ REAL_TOP_K = 3  # short prompts keep the run within minutes on two cores
 
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
-def test_guards_hold_against_a_real_weak_model(embedder: Any, briefing_retrieve: Any, weak_model: Any) -> None:
+def test_guards_hold_against_a_real_weak_model(pipe_with: Any, embedder: Any, briefing_retrieve: Any, weak_model: Any) -> None:
     from assistant.text.lang import detect_language
 
-    pipe = pipe_with(embedder, briefing_retrieve, weak_model)
+    pipe = pipe_with(briefing_retrieve, weak_model)
     for question in REAL_QUESTIONS:
         given = briefing_retrieve(question, REAL_TOP_K)
         t = time.perf_counter()

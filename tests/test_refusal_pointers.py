@@ -18,15 +18,15 @@ MEMO = "北海電機と南洋精工の統合協議は、これまでに複数回
 QUESTION = "北海電機と南洋精工の統合協議は何回行われましたか。"
 
 
-def refused(embedder: object, extra: list[str], question: str) -> Answer:
-    pipe = make_pipeline(Settings(llm="extractive"), embedder, make_retrieve(embedder, briefing_passages(extra)))
+def refused(settings: Settings, embedder: object, extra: list[str], question: str) -> Answer:
+    pipe = make_pipeline(settings, embedder, make_retrieve(embedder, briefing_passages(extra)))
     a = pipe.ask(question, top_k=6)
     assert a.refused, a.answer
     return a
 
 
-def test_a_refusal_points_at_the_closest_sentences_without_citing_them(embedder: object) -> None:
-    a = refused(embedder, [MEMO], QUESTION)
+def test_a_refusal_points_at_the_closest_sentences_without_citing_them(settings: Settings, embedder: object) -> None:
+    a = refused(settings, embedder, [MEMO], QUESTION)
     assert a.citations == [] and "[" not in a.answer
     assert 1 <= len(a.closest) <= NEAR_COUNT
     assert a.closest[0].quote == MEMO  # the sentence that came closest, though it lacks the number
@@ -39,20 +39,20 @@ def test_a_refusal_points_at_the_closest_sentences_without_citing_them(embedder:
     assert data["closest"][0]["quote"] == MEMO and data["citations"] == []
 
 
-def test_text_that_speaks_to_the_answerer_is_never_pointed_at(embedder: object) -> None:
+def test_text_that_speaks_to_the_answerer_is_never_pointed_at(settings: Settings, embedder: object) -> None:
     for injection in (INJECTION_JA, INJECTION_EN):
-        a = refused(embedder, [injection], "ブラジルのGDPはいくらか。")
+        a = refused(settings, embedder, [injection], "ブラジルのGDPはいくらか。")
         assert all("HACKED" not in c.quote and "無視" not in c.quote for c in a.closest)
 
 
-def test_an_answered_question_has_no_pointers(embedder: object) -> None:
-    pipe = make_pipeline(Settings(llm="extractive"), embedder, make_retrieve(embedder, briefing_passages()))
+def test_an_answered_question_has_no_pointers(settings: Settings, embedder: object) -> None:
+    pipe = make_pipeline(settings, embedder, make_retrieve(embedder, briefing_passages()))
     a = pipe.ask("米ロ首脳会談はどこで行われましたか？")
     assert not a.refused and a.citations and a.closest == []
 
 
-def test_cli_slack_and_web_show_the_pointers_as_such(embedder: object) -> None:
-    a = refused(embedder, [MEMO], QUESTION)
+def test_cli_slack_and_web_show_the_pointers_as_such(settings: Settings, embedder: object) -> None:
+    a = refused(settings, embedder, [MEMO], QUESTION)
     out = io.StringIO()
     print_answer(a, out)
     text = out.getvalue()
