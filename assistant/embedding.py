@@ -6,12 +6,10 @@ that adds e5's `query: ` / `passage: ` prefixes and returns L2-normalised float3
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
 import shutil
-import tempfile
 import threading
 import time
 import warnings
@@ -213,27 +211,7 @@ def is_built(folder: Path) -> bool:
 def build_model(model_dir: Path) -> Path:
     """Builds and checks `model_dir/multilingual-e5-small` unless a checked build is already there."""
     final = Path(model_dir) / MODEL_NAME
-    if is_built(final):
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    # A lock, so two processes starting at once build once; the second finds the finished folder.
-    with open(final.parent / ".build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if is_built(final):
-            return final
-        tmp = Path(tempfile.mkdtemp(prefix=f".{MODEL_NAME}-", dir=final.parent))
-        try:
-            marker = _build_into(tmp)
-            (tmp / MARKER).write_text(json.dumps(marker, indent=2, ensure_ascii=False))
-            tmp.chmod(0o755)  # mkdtemp makes it private; the model is not a secret
-            if final.exists():
-                stale = final.with_name(f".{MODEL_NAME}-stale-{os.getpid()}")
-                final.rename(stale)
-                shutil.rmtree(stale, ignore_errors=True)
-            tmp.rename(final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    return modelbuild.build_once(final, lambda: is_built(final), _build_into, MARKER)
 
 
 def _build_into(folder: Path) -> dict[str, Any]:

@@ -9,14 +9,11 @@ the embedder is quantised. It runs once per models folder and is idempotent; not
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import importlib.resources
 import json
 import logging
-import os
 import shutil
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -134,23 +131,8 @@ def build_judge(model_dir: Path) -> Path:
     if read_marker(final, spec):
         return final
     base = build_model(model_dir)
-    with open(final.parent / ".judge-build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if read_marker(final, spec):
-            return final
-        tmp = Path(tempfile.mkdtemp(prefix=f".{JUDGE_NAME}-", dir=final.parent))
-        try:
-            marker = _build_into(tmp, base, spec, weights)
-            (tmp / MARKER).write_text(json.dumps(marker, indent=2, ensure_ascii=False))
-            tmp.chmod(0o755)
-            if final.exists():
-                stale = final.with_name(f".{JUDGE_NAME}-stale-{os.getpid()}")
-                final.rename(stale)
-                shutil.rmtree(stale, ignore_errors=True)
-            tmp.rename(final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    return modelbuild.build_once(final, lambda: read_marker(final, spec) is not None,
+                                 lambda tmp: _build_into(tmp, base, spec, weights), MARKER)
 
 
 def assemble_torch(base: Path, spec: dict[str, Any], weights: Path) -> Any:

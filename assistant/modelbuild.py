@@ -6,12 +6,16 @@ the exact XLM-R tokenizer), a sentence-transformers folder, and an int8 ONNX exp
 
 from __future__ import annotations
 
+import fcntl
 import importlib.metadata
 import importlib.resources
 import json
 import logging
+import os
 import shutil
 import struct
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -286,3 +290,30 @@ def _hf_subfolder(st_folder: Path) -> Path:
 def folder_files(folder: Path) -> dict[str, int]:
     """Relative path -> size of every file in `folder`, for a cheap completeness check."""
     return {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def build_once(final: Path, is_current: Callable[[], bool], build_into: Callable[[Path], dict[str, Any]],
+               marker: str) -> Path:
+    """Builds the folder `final` unless `is_current()`: under a lock (two processes starting at once build once;
+    the second finds the finished folder), into a temporary sibling that `build_into` fills and whose record it
+    returns (written to `marker`), then swapped in whole."""
+    if is_current():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(final.parent / f".{final.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if is_current():
+            return final
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+        try:
+            record = build_into(tmp)
+            (tmp / marker).write_text(json.dumps(record, indent=2, ensure_ascii=False))
+            tmp.chmod(0o755)  # mkdtemp makes it private; a model is not a secret
+            if final.exists():
+                stale = final.with_name(f".{final.name}-stale-{os.getpid()}")
+                final.rename(stale)
+                shutil.rmtree(stale, ignore_errors=True)
+            tmp.rename(final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final

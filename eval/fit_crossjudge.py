@@ -41,6 +41,8 @@ sys.path.insert(0, str(REPO / "eval"))
 
 from fit_judge import Group, VectorCache, load_eval, spans  # noqa: E402
 
+from assistant.answering.judge import pair_ids, passage_text  # noqa: E402
+
 CACHE = Path.home() / ".cache" / "judge-ce"
 E5 = REPO / ".data" / "models" / "multilingual-e5-small"
 SEED = 13
@@ -118,10 +120,6 @@ class CodeSwitch:
         return " ".join("".join(out).split())
 
 
-def passage_text(title: str, sentence: str) -> str:
-    return f"{title}: {sentence}" if title else sentence
-
-
 class Judge:
     """The e5 encoder read as a cross-encoder, plus the residual head."""
 
@@ -153,19 +151,19 @@ class Judge:
         return state
 
     def encode(self, pairs: list[tuple[str, str]]) -> tuple[Any, Any]:
+        """One question's pairs at a time, in the answerer's format (`answering.judge.pair_ids`)."""
         torch = self.torch
-        rows = []
-        for q, s in pairs:
-            qi = self.tok.encode("query: " + q, add_special_tokens=False).ids[:MAX_QUESTION_TOKENS]
-            si = self.tok.encode("passage: " + s, add_special_tokens=False).ids
-            si = si[: MAX_TOKENS - len(qi) - 4]
-            rows.append([0, *qi, 2, 2, *si, 2])
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), 1, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            ids[i, : len(r)] = torch.tensor(r)
-            mask[i, : len(r)] = 1
+        parts = []
+        for k, (q, _) in enumerate(pairs):
+            if k == 0 or q != pairs[k - 1][0]:
+                parts.append((q, []))
+            parts[-1][1].append(pairs[k][1])
+        encoded = [pair_ids(self.tok, q, ps, MAX_TOKENS, MAX_QUESTION_TOKENS) for q, ps in parts]
+        width = max(ids.shape[1] for ids, _ in encoded)
+        ids = torch.cat([torch.nn.functional.pad(torch.from_numpy(i), (0, width - i.shape[1]), value=1)
+                         for i, _ in encoded])
+        mask = torch.cat([torch.nn.functional.pad(torch.from_numpy(m), (0, width - m.shape[1]), value=0)
+                          for _, m in encoded])
         return ids, mask
 
     def logits(self, pairs: list[tuple[str, str]], cos: Any) -> Any:
@@ -290,18 +288,6 @@ def export(out_dir: Path, calibration: dict[str, float] | None) -> dict[str, Any
     }
     (out_dir / "judge.json").write_text(json.dumps(spec, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return spec
-
-
-def jsquad_fit(shared: Path) -> list[Group]:
-    """The JSQuAD fit half, cut as the test half is (for calibration only)."""
-    from fit_judge import SPLIT_SEED, eval_groups
-
-    from assistant.evaluation.datasets import load_shared
-    from assistant.evaluation.retrieval_eval import split_queries
-
-    corpus, queries = load_shared(shared)
-    titled = {pid: (p["title"] if p["source"].startswith("jsquad") else "", p["text"]) for pid, p in corpus.items()}
-    return eval_groups(split_queries([q for q in queries if q["set"] == "jsquad"], "fit", SPLIT_SEED), titled, {})
 
 
 def scored_sets(scorer: Any, sets: dict[str, list[Group]]) -> dict[str, list[tuple[Any, list[bool]]]]:

@@ -27,6 +27,25 @@ def passage_text(context: str, sentence: str) -> str:
     return f"{context}: {sentence}" if context else sentence
 
 
+def pair_ids(tok: Any, question: str, passages: Sequence[str], max_tokens: int,
+             max_question_tokens: int) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids and attention mask of (question, passage) pairs, `<s> query: q </s></s> passage: p </s>`, the
+    question cut to `max_question_tokens` and the pair to `max_tokens`, padded: the one input format, for
+    fitting and for answering."""
+    q = tok.encode(QUERY_PREFIX + question, add_special_tokens=False).ids[:max_question_tokens]
+    rows = []
+    for text in passages:
+        s = tok.encode(PASSAGE_PREFIX + text, add_special_tokens=False).ids
+        rows.append([CLS, *q, SEP, SEP, *s[: max_tokens - len(q) - 4], SEP])
+    width = max(len(r) for r in rows)
+    ids = np.full((len(rows), width), PAD, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = r
+        mask[i, : len(r)] = 1
+    return ids, mask
+
+
 class AnswerJudge:
     """Scores (question, passage text) pairs; thread-safe (onnxruntime sessions are)."""
 
@@ -53,18 +72,7 @@ class AnswerJudge:
         self.b = float(calibration.get("b", 0.0))
 
     def encode(self, question: str, passages: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        q = self.tok.encode(QUERY_PREFIX + question, add_special_tokens=False).ids[: self.max_question_tokens]
-        rows = []
-        for text in passages:
-            s = self.tok.encode(PASSAGE_PREFIX + text, add_special_tokens=False).ids
-            rows.append([CLS, *q, SEP, SEP, *s[: self.max_tokens - len(q) - 4], SEP])
-        width = max(len(r) for r in rows)
-        ids = np.full((len(rows), width), PAD, dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
-        for i, r in enumerate(rows):
-            ids[i, : len(r)] = r
-            mask[i, : len(r)] = 1
-        return ids, mask
+        return pair_ids(self.tok, question, passages, self.max_tokens, self.max_question_tokens)
 
     def logits(self, question: str, passages: Sequence[str], cos: Sequence[float] | np.ndarray) -> np.ndarray:
         """The judge's logit per passage text (higher: more likely to answer)."""
@@ -86,18 +94,13 @@ _LOCK = threading.Lock()
 
 def load_judge(settings: Settings) -> AnswerJudge:
     """The process-wide judge for `settings.model_dir`, assembled on first use if the set-up has not."""
-    from assistant.judgebuild import build_judge
+    from assistant.judgebuild import build_judge, judge_folder
 
-    folder = build_judge(settings.model_dir)
-    key = str(folder.resolve())
+    key = str(judge_folder(settings.model_dir).resolve())
     with _LOCK:
-        if key not in _CACHE:
-            _CACHE[key] = AnswerJudge(folder, settings.embed_threads)
+        if key not in _CACHE:  # checked and built once per process, not for every pipeline
+            _CACHE[key] = AnswerJudge(build_judge(settings.model_dir), settings.embed_threads)
         return _CACHE[key]
-
-
-def describe(judge: AnswerJudge) -> dict[str, Any]:
-    return {"base": judge.spec.get("base"), "sha256": judge.spec["weights"]["sha256"]}
 
 
 # The judge reads only the best candidates by the cheap scores (similarity and shared words): beyond about a
